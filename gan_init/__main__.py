@@ -1,0 +1,3 @@
+from gan_init.cli import main
+
+raise SystemExit(main())
