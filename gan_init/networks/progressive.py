@@ -392,7 +392,8 @@ class ProgressiveDiscriminator(_ProgressState):
 
     Args:
         min_resolution: side of the lowest level (4 as Karras et al.).
-        base_width: channels at ``image_size``; they double per halving, capped by ``max_width``.
+        base_width: channels at ``image_size`` (at ``image_size / 2`` with ``patch_stem``); they
+            double per halving, capped by ``max_width``.
         patch_stem: the highest-resolution block is a PatchGAN-like 4x4 stride-2 conv from the
             image (no ``from_image`` at that level).
 
@@ -425,7 +426,9 @@ class ProgressiveDiscriminator(_ProgressState):
         self.patch_stem = patch_stem
 
         def width(r: int) -> int:
-            w = base_width * (image_size // r)
+            # Channels of the features at side r. With the patch stem the map at image_size / 2
+            # has base_width channels, as after the PatchGAN's stem.
+            w = base_width * max(1, image_size // r // (2 if patch_stem else 1))
             return min(w, max_width) if max_width else w
 
         self.widths = {r: width(r) for r in self.resolutions}
