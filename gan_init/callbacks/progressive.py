@@ -1,0 +1,117 @@
+"""The progressive-growing schedule (Karras et al. 2018, sec. 3 and appendix A.1), counted in
+images shown over all ranks.
+
+Level ``l`` first fades in over ``fade_images[l]`` images (alpha 0 -> 1; level 0 has no fade),
+then trains at alpha 1 for ``train_images[l]`` images. The schedule is a pure function of
+``pl_module.images_shown`` (a buffer in the module's state_dict), so a resumed run continues at
+exactly the level and alpha it stopped at.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Sequence
+
+from pytorch_lightning import Callback, LightningModule, Trainer
+from pytorch_lightning.utilities import rank_zero_warn
+
+
+def _per_level(name: str, value: int | Sequence[int], n_levels: int) -> list[int]:
+    values = [int(value)] * n_levels if isinstance(value, int) else [int(v) for v in value]
+    if len(values) == 1:
+        values = values * n_levels
+    if len(values) != n_levels:
+        raise ValueError(
+            f"{name}: {len(values)} values for a generator with {n_levels} levels "
+            "(give one per level, or a single value for all)"
+        )
+    if any(v < 0 for v in values):
+        raise ValueError(f"{name}={values}: expected non-negative image counts")
+    return values
+
+
+class ProgressiveSchedule(Callback):
+    """Drive ``level``/``alpha`` of G, EMA G and D, and the data module's ``batch_size``.
+
+    Args:
+        train_images: images at alpha 1 per level (one value per level, or one for all).
+        fade_images: images of fade-in per level (level 0 ignores it).
+        batch_size: global-per-rank batch size per level (None: leave the data module's).
+        stop_when_done: stop training once the last level's images are shown (otherwise
+            ``max_steps``/``max_epochs`` end the run and the last level continues).
+
+    The data module's ``train_dataloader()`` must read ``self.batch_size`` each time it is called,
+    and the trainer must reload dataloaders every epoch (``reload_dataloaders_every_n_epochs=1``)
+    with short epochs: a new batch size takes effect at the next epoch.
+    """
+
+    def __init__(
+        self,
+        train_images: int | Sequence[int] = 20_000,
+        fade_images: int | Sequence[int] = 20_000,
+        batch_size: int | Sequence[int] | None = None,
+        stop_when_done: bool = True,
+    ) -> None:
+        self.train_images = train_images
+        self.fade_images = fade_images
+        self.batch_size = batch_size
+        self.stop_when_done = stop_when_done
+        self._bounds: list[int] = []
+
+    def build(self, n_levels: int) -> None:
+        """Resolve the per-level lists for a generator with ``n_levels`` levels."""
+        train = _per_level("train_images", self.train_images, n_levels)
+        fade = _per_level("fade_images", self.fade_images, n_levels)
+        fade[0] = 0
+        self.n_levels = n_levels
+        self.fade = fade
+        self.batch_sizes = (
+            None if self.batch_size is None else _per_level("batch_size", self.batch_size, n_levels)
+        )
+        # Start of each level's fade-in, in images shown; the schedule ends at bounds[-1].
+        self._bounds = [0]
+        for f, t in zip(fade, train):
+            self._bounds.append(self._bounds[-1] + f + t)
+
+    @property
+    def total_images(self) -> int:
+        return self._bounds[-1]
+
+    def progress_at(self, images: int) -> tuple[int, float]:
+        """``(level, alpha)`` after ``images`` images shown."""
+        level = min(bisect.bisect_right(self._bounds, images) - 1, self.n_levels - 1)
+        into = images - self._bounds[level]
+        fade = self.fade[level]
+        alpha = 1.0 if fade == 0 or into >= fade else into / fade
+        return level, alpha
+
+    def _apply(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        level, alpha = self.progress_at(pl_module.images_shown)
+        pl_module.set_progress(level, alpha)
+        datamodule = trainer.datamodule
+        if self.batch_sizes is not None and datamodule is not None:
+            datamodule.batch_size = self.batch_sizes[level]
+
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        self.build(pl_module.generator.n_levels)
+        varies = self.batch_sizes is not None and len(set(self.batch_sizes)) > 1
+        if varies and trainer.reload_dataloaders_every_n_epochs != 1:
+            rank_zero_warn(
+                "ProgressiveSchedule: batch size changes per level, but the trainer does not "
+                "reload dataloaders every epoch (set reload_dataloaders_every_n_epochs: 1); "
+                "the first level's batch size will be used throughout"
+            )
+
+    def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        # After a resume has restored images_shown, before the first dataloader is built.
+        self._apply(trainer, pl_module)
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        self._apply(trainer, pl_module)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        # Leave the state matching images_shown (what a checkpoint saved now restores), and pick
+        # the batch size for the next dataloader.
+        self._apply(trainer, pl_module)
+        if self.stop_when_done and pl_module.images_shown >= self.total_images:
+            trainer.should_stop = True
