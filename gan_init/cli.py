@@ -15,7 +15,9 @@ import sys
 from gan_init.registry import check_choice
 
 # name -> (module, one-line help). A command is listed here only once its module exists.
-EXTRA_COMMANDS: dict[str, tuple[str, str]] = {}
+EXTRA_COMMANDS: dict[str, tuple[str, str]] = {
+    "sample": ("gan_init.commands.sample", "write samples from a noise-GAN checkpoint"),
+}
 
 LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
 
