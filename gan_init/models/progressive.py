@@ -171,7 +171,7 @@ class ProgressiveGAN(LightningModule):
     # ---- training ---------------------------------------------------------------------------
 
     def configure_optimizers(self) -> list[torch.optim.Optimizer]:
-        adam = dict(lr=self.hparams.lr, betas=tuple(self.hparams.betas))
+        adam = dict(lr=self.hparams.lr, betas=tuple(float(b) for b in self.hparams.betas))
         return [
             torch.optim.Adam(self.generator.parameters(), **adam),
             torch.optim.Adam(self.discriminator.parameters(), **adam),
