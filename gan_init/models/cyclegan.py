@@ -81,8 +81,9 @@ class ImagePool:
 
 
 def linear_decay(epochs_constant: int, epochs_decay: int):
-    """LR factor of epoch ``e`` (0-based): 1 for ``epochs_constant`` epochs, then linearly to 0
-    over ``epochs_decay`` epochs (Zhu et al. sec. 4; the reference ``lambda_rule``)."""
+    """LR factor of epoch ``e`` (0-based): 1 for ``epochs_constant`` epochs, then linearly down
+    over ``epochs_decay`` epochs to ``1 / (epochs_decay + 1)`` in the last one (Zhu et al.
+    sec. 4: "linearly decay the rate to zero"; the reference ``lambda_rule``)."""
 
     def factor(epoch: int) -> float:
         return 1.0 - max(0, epoch + 1 - epochs_constant) / float(epochs_decay + 1)
@@ -120,7 +121,7 @@ class CycleGAN(pl.LightningModule):
         epochs_decay: int = 100,
         init: str = "normal",
         init_std: float = 0.02,
-        ssim_kernel: int = 7,
+        ssim_kernel: int = 11,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["generator", "discriminator"])
@@ -149,8 +150,9 @@ class CycleGAN(pl.LightningModule):
         metrics: dict[str, nn.Module] = {}
         for direction in ("t2_to_t1", "t1_to_t2"):
             metrics[f"psnr_{direction}"] = PeakSignalNoiseRatio(data_range=2.0, dim=per_image)
+            # Gaussian window of side ssim_kernel (sigma 1.43 at 11, about Wang et al.'s 1.5).
             metrics[f"ssim_{direction}"] = StructuralSimilarityIndexMeasure(
-                data_range=2.0, kernel_size=ssim_kernel
+                data_range=2.0, kernel_size=ssim_kernel, sigma=(ssim_kernel - 1) / 7.0
             )
             metrics[f"mae_{direction}"] = MeanAbsoluteError()
         metrics["psnr_identity_t2_to_t1"] = PeakSignalNoiseRatio(data_range=2.0, dim=per_image)
@@ -281,14 +283,15 @@ class CycleGAN(pl.LightningModule):
 
     def translate(self, x: Tensor, direction: str = "t2_to_t1") -> Tensor:
         """``[B, 1, *S] -> [B, 1, *S]`` with the ``direction`` generator."""
-        return getattr(self, f"g_{direction}")(x)
+        return getattr(self, f"g_{direction}")(x).contiguous()
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> dict[str, Tensor]:
         """Paired batch -> metrics; returns the images the grid callback shows."""
         real_t1, real_t2 = batch["t1"], batch["t2"]
-        fake_t1 = self.g_t2_to_t1(real_t2)
-        fake_t2 = self.g_t1_to_t2(real_t1)
-        rec_t2 = self.g_t1_to_t2(fake_t1)
+        # Generators crop odd sizes back from a padded multiple of 2**n_down: make contiguous.
+        fake_t1 = self.g_t2_to_t1(real_t2).contiguous()
+        fake_t2 = self.g_t1_to_t2(real_t1).contiguous()
+        rec_t2 = self.g_t1_to_t2(fake_t1).contiguous()
         pairs = {"t2_to_t1": (fake_t1, real_t1), "t1_to_t2": (fake_t2, real_t2)}
         for direction, (pred, target) in pairs.items():
             for kind in ("psnr", "ssim", "mae"):
