@@ -17,6 +17,10 @@ from gan_init.registry import check_choice
 # name -> (module, one-line help). A command is listed here only once its module exists.
 EXTRA_COMMANDS: dict[str, tuple[str, str]] = {
     "sample": ("gan_init.commands.sample", "write samples from a noise-GAN checkpoint"),
+    "translate": ("gan_init.commands.translate", "apply a CycleGAN generator to a NIfTI file"),
+    "pipeline": ("gan_init.commands.pipeline", "the whole experiment: CycleGAN -> transfer -> noise GAN"),
+    "sweep": ("gan_init.commands.sweep", "run a W&B sweep file locally, resumably"),
+    "report": ("gan_init.commands.report", "Markdown report with plots from a runs folder"),
 }
 
 LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")

@@ -1,0 +1,94 @@
+"""``gan-init pipeline``: CycleGAN -> weight transfer -> progressive noise GAN -> samples, metrics.
+
+    gan-init pipeline --dims 2 [--init_strategy cyclegan] [--grow stem] [--seed 0] [--scale cpu]
+
+Any other ``--key=value`` is passed to ``gan-init fit``: ``--trainer.*`` to both stages,
+``--cyclegan.<key>`` to stage 1 only and ``--noise.<key>`` to stage 2 only, e.g.
+``--trainer.devices=4 --noise.trainer.max_steps=2000``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from gan_init.pipeline import PipelineOptions, run_pipeline
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="gan-init pipeline",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--dims", type=int, default=2, choices=[2, 3])
+    p.add_argument(
+        "--init_strategy", default="cyclegan", help="a name from the init-strategy registry"
+    )
+    p.add_argument("--grow", default=None, help="full, stem or none (default: the noise config's)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--scale", default="cpu", help="cpu (minutes on a laptop) or gpu (paper-scale configs)"
+    )
+    p.add_argument("--runs_dir", default=None, help="default: $GAN_INIT_RUNS_DIR or runs")
+    p.add_argument(
+        "--name", default=None, help="run folder name (default: <strategy>-<grow>-seed<k>)"
+    )
+    p.add_argument("--cyclegan_config", default=None)
+    p.add_argument("--noise_config", default=None)
+    p.add_argument("--n_samples", type=int, default=64)
+    p.add_argument("--force", action="store_true", help="run again even if the run finished")
+    return p
+
+
+def split_passthrough(extra: list[str]) -> tuple[list[str], list[str], list[str]]:
+    """Sort unknown ``--key=value`` / ``--key value`` arguments by stage."""
+    both: list[str] = []
+    cyclegan: list[str] = []
+    noise: list[str] = []
+    i = 0
+    while i < len(extra):
+        arg = extra[i]
+        if not arg.startswith("--"):
+            raise SystemExit(f"gan-init pipeline: unexpected argument {arg!r}")
+        if "=" in arg:
+            key, value = arg[2:].split("=", 1)
+            i += 1
+        else:
+            if i + 1 >= len(extra):
+                raise SystemExit(f"gan-init pipeline: {arg} needs a value")
+            key, value = arg[2:], extra[i + 1]
+            i += 2
+        for prefix, target in (("cyclegan.", cyclegan), ("noise.", noise)):
+            if key.startswith(prefix):
+                target.append(f"--{key[len(prefix) :]}={value}")
+                break
+        else:
+            both.append(f"--{key}={value}")
+    return both, cyclegan, noise
+
+
+def main(argv: list[str]) -> int:
+    args, extra = build_parser().parse_known_args(argv)
+    both, cyclegan, noise = split_passthrough(extra)
+    try:
+        opts = PipelineOptions(
+            dims=args.dims, init_strategy=args.init_strategy, grow=args.grow, seed=args.seed,
+            scale=args.scale, name=args.name,
+            cyclegan_config=args.cyclegan_config, noise_config=args.noise_config,
+            n_samples=args.n_samples, fit_args=both, cyclegan_args=cyclegan, noise_args=noise,
+            force=args.force,
+        )  # fmt: skip
+        if args.runs_dir:
+            opts.runs_dir = args.runs_dir
+    except (ValueError, FileNotFoundError) as err:
+        print(f"gan-init pipeline: {err}", file=sys.stderr)
+        return 2
+    summary = run_pipeline(opts)
+    print()
+    print(f"run:     {summary['run_dir']} ({summary['status']})")
+    print(f"summary: {summary['run_dir']}/summary.md")
+    print(f"samples: {summary.get('samples')}")
+    for key, value in sorted((summary.get("metrics") or {}).items()):
+        print(f"  {key}: {value:.4g}" if isinstance(value, float) else f"  {key}: {value}")
+    return 0 if summary["status"] in ("finished", "diverged") else 1

@@ -1,0 +1,335 @@
+"""The whole experiment for one (dims, init strategy, growth mode, seed): CycleGAN -> transfer ->
+progressive noise GAN -> samples, metrics and a summary, each run in its own folder.
+
+Both stages run as ``gan-init fit`` subprocesses on a config resolved for the run and saved in the
+run folder (``config.yaml``), so a crash in one run never takes a sweep down, and every run can be
+re-created from its folder. Re-running the same pipeline resumes: a finished CycleGAN with the same
+config is reused, a noise GAN with a ``last.ckpt`` resumes from it, a finished run is skipped.
+
+Layout (``runs/`` by default)::
+
+    runs/
+      cyclegan/2d-<config hash>-seed0/     stage 1, shared by every strategy with that seed
+        config.yaml  checkpoints/last.ckpt  csv/metrics.csv  wandb/  done.json
+      2d/cyclegan-stem-seed0/              stage 2, one folder per run
+        config.yaml  checkpoints/  csv/metrics.csv  wandb/  transfer_summary.json
+        metrics_final.json  samples/  summary.json  summary.md
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from gan_init.registry import check_choice
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIGS = REPO / "experiments" / "configs"
+GROW_MODES = ("full", "stem", "none")
+SCALES = ("cpu", "gpu")
+
+# W&B variables that tie a process to the sweep run that started it; stage 1 is shared between
+# runs, so it must not log into whichever sweep run happened to train it.
+_WANDB_RUN_VARS = ("WANDB_RUN_ID", "WANDB_SWEEP_ID", "WANDB_SWEEP_PARAM_PATH", "WANDB_RESUME")
+
+
+@dataclass
+class PipelineOptions:
+    """What one pipeline run is. Extra ``gan-init fit`` arguments go to both stages (``fit_args``),
+    to stage 1 only (``cyclegan_args``) or to stage 2 only (``noise_args``)."""
+
+    dims: int = 2
+    init_strategy: str = "cyclegan"
+    grow: str | None = None
+    seed: int = 0
+    scale: str = "cpu"
+    runs_dir: str = field(default_factory=lambda: os.environ.get("GAN_INIT_RUNS_DIR", "runs"))
+    name: str | None = None
+    cyclegan_config: str | None = None
+    noise_config: str | None = None
+    n_samples: int = 64
+    fit_args: list[str] = field(default_factory=list)
+    cyclegan_args: list[str] = field(default_factory=list)
+    noise_args: list[str] = field(default_factory=list)
+    force: bool = False
+
+    def __post_init__(self) -> None:
+        if self.dims not in (2, 3):
+            raise ValueError(f"--dims {self.dims}: expected 2 or 3")
+        check_choice("--scale", self.scale, SCALES)
+        if self.grow is not None:
+            check_choice("--grow", self.grow, GROW_MODES)
+        # Imported lazily: the strategy registry pulls in torch.
+        from gan_init.transfer.strategies import INIT_STRATEGIES
+
+        if self.init_strategy not in INIT_STRATEGIES:
+            raise ValueError(
+                f"--init_strategy: {INIT_STRATEGIES.unknown_message(self.init_strategy)}"
+            )
+
+    def config_path(self, stage: str) -> Path:
+        given = self.cyclegan_config if stage == "cyclegan" else self.noise_config
+        if given:
+            path = Path(given)
+        else:
+            suffix = "_gpu" if self.scale == "gpu" else ""
+            path = CONFIGS / f"{stage}_{self.dims}d{suffix}.yaml"
+        if not path.is_file():
+            raise FileNotFoundError(f"{stage} config {path} does not exist")
+        return path
+
+
+def load_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ValueError(f"{path}: not valid YAML: {err}") from None
+    if not isinstance(data, dict):
+        raise ValueError(
+            f"{path}: expected a mapping of LightningCLI sections (trainer, model, data)"
+        )
+    return data
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write via a temporary file and rename: a killed process never leaves half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def write_json(path: Path, data: Any) -> None:
+    write_atomic(path, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+def _logger_list(trainer: dict[str, Any]) -> list[dict[str, Any]]:
+    loggers = trainer.get("logger")
+    if isinstance(loggers, dict):
+        return [loggers]
+    return [lg for lg in loggers or [] if isinstance(lg, dict)]
+
+
+def resolve_config(
+    config: dict[str, Any], run_dir: Path, *, seed: int, run_name: str, group: str
+) -> dict[str, Any]:
+    """The config of one run: everything it writes goes under ``run_dir``."""
+    config = copy.deepcopy(config)
+    config["seed_everything"] = seed
+    trainer = config.setdefault("trainer", {})
+    trainer["default_root_dir"] = str(run_dir)
+    for logger in _logger_list(trainer):
+        args = logger.setdefault("init_args", {})
+        kind = str(logger.get("class_path", "")).rsplit(".", 1)[-1]
+        if kind == "WandbLogger":
+            args.update(save_dir=str(run_dir), name=run_name, group=group)
+            args.setdefault("project", "gan-init")
+        elif kind == "CSVLogger":
+            args.update(save_dir=str(run_dir), name="csv", version="")
+        elif "save_dir" in args:
+            args["save_dir"] = str(run_dir)
+    for callback in trainer.get("callbacks") or []:
+        if isinstance(callback, dict) and str(callback.get("class_path", "")).endswith(
+            "ModelCheckpoint"
+        ):
+            callback.setdefault("init_args", {})["dirpath"] = str(run_dir / "checkpoints")
+    return config
+
+
+def config_hash(config: dict[str, Any], extra: list[str]) -> str:
+    blob = json.dumps([config, extra], sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:8]
+
+
+def _fit(
+    config_file: Path, args: list[str], run_dir: Path, *, env: dict[str, str], log: Path
+) -> int:
+    cmd = [sys.executable, "-m", "gan_init", "fit", "--config", str(config_file), *args]
+    last = run_dir / "checkpoints" / "last.ckpt"
+    if last.is_file():
+        cmd += ["--ckpt_path", str(last)]  # resume: Lightning restores weights, loops, callbacks
+    print(f"$ {shlex.join(cmd)}", flush=True)
+    with open(log, "a") as out:
+        out.write(f"$ {shlex.join(cmd)}\n")
+        out.flush()
+        proc = subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, bufsize=1
+        )
+        assert proc.stdout is not None
+        for line in proc.stdout:  # tee: the user sees progress, the run folder keeps the log
+            sys.stdout.write(line)
+            out.write(line)
+        return proc.wait()
+
+
+def _env(run_dir: Path, *, shared_stage: bool) -> dict[str, str]:
+    env = dict(os.environ)
+    env.setdefault("WANDB_MODE", "offline" if not env.get("WANDB_API_KEY") else "online")
+    env["WANDB_DIR"] = str(run_dir)
+    if shared_stage:
+        for var in _WANDB_RUN_VARS:
+            env.pop(var, None)
+    return env
+
+
+def run_cyclegan(opts: PipelineOptions) -> Path:
+    """Train stage 1 for ``opts.seed``, or reuse a finished one with the same config. Returns the
+    checkpoint the noise GAN starts from."""
+    base = load_yaml(opts.config_path("cyclegan"))
+    extra = opts.fit_args + opts.cyclegan_args
+    key = config_hash(base, extra)
+    run_dir = Path(opts.runs_dir) / "cyclegan" / f"{opts.dims}d-{key}-seed{opts.seed}"
+    done = read_json(run_dir / "done.json")
+    if done and Path(done["checkpoint"]).is_file():
+        print(f"CycleGAN stage: reusing {done['checkpoint']}")
+        return Path(done["checkpoint"])
+    config = resolve_config(
+        base, run_dir, seed=opts.seed, run_name=run_dir.name, group=f"cyclegan-{opts.dims}d"
+    )
+    config_file = run_dir / "config.yaml"
+    write_atomic(config_file, yaml.safe_dump(config, sort_keys=False))
+    start = time.time()
+    code = _fit(
+        config_file, extra, run_dir, env=_env(run_dir, shared_stage=True), log=run_dir / "log.txt"
+    )
+    checkpoint = run_dir / "checkpoints" / "last.ckpt"
+    if code != 0 or not checkpoint.is_file():
+        raise RuntimeError(f"CycleGAN stage failed (exit code {code}); see {run_dir / 'log.txt'}")
+    write_json(
+        run_dir / "done.json",
+        {
+            "checkpoint": str(checkpoint),
+            "seconds": round(time.time() - start, 1),
+            "config_hash": key,
+        },
+    )
+    return checkpoint
+
+
+def noise_run_dir(opts: PipelineOptions, grow: str) -> Path:
+    name = opts.name or f"{opts.init_strategy}-{grow}-seed{opts.seed}"
+    return Path(opts.runs_dir) / f"{opts.dims}d" / name
+
+
+def _grow_of(config: dict[str, Any]) -> str:
+    generator = config.get("model", {}).get("init_args", {}).get("generator", {})
+    return generator.get("init_args", {}).get("grow", "full")
+
+
+def _find(run_dir: Path, name: str) -> Path | None:
+    hits = sorted(run_dir.rglob(name), key=lambda p: p.stat().st_mtime)
+    return hits[-1] if hits else None
+
+
+def run_pipeline(opts: PipelineOptions) -> dict[str, Any]:
+    """Run (or resume, or skip when finished) one whole experiment; returns its summary."""
+    noise_base = load_yaml(opts.config_path("noise"))
+    grow = opts.grow or _grow_of(noise_base)
+    run_dir = noise_run_dir(opts, grow)
+    summary_file = run_dir / "summary.json"
+    previous = read_json(summary_file)
+    if previous and previous.get("status") in ("finished", "diverged") and not opts.force:
+        print(f"{run_dir}: already {previous['status']}; skipping (--force to run again)")
+        return previous
+
+    start = time.time()
+    source = None if opts.init_strategy == "scratch" else run_cyclegan(opts)
+
+    config = resolve_config(
+        noise_base, run_dir, seed=opts.seed, run_name=f"{opts.dims}d/{run_dir.name}",
+        group=f"noise-{opts.dims}d",
+    )  # fmt: skip
+    generator = config["model"]["init_args"]["generator"].setdefault("init_args", {})
+    generator["grow"] = grow
+    config_file = run_dir / "config.yaml"
+    write_atomic(config_file, yaml.safe_dump(config, sort_keys=False))
+    args = [*opts.fit_args, *opts.noise_args, "--init_strategy", opts.init_strategy]
+    if source is not None:
+        args += ["--source", str(source)]
+    write_json(
+        summary_file,
+        {"status": "running", "run_dir": str(run_dir), **_identity(opts, grow, source)},
+    )
+    code = _fit(
+        config_file, args, run_dir, env=_env(run_dir, shared_stage=False), log=run_dir / "log.txt"
+    )
+
+    divergence = read_json(_find(run_dir, "divergence.json") or run_dir / "-")
+    checkpoint = run_dir / "checkpoints" / "last.ckpt"
+    status = "diverged" if divergence else ("finished" if code == 0 else "failed")
+    samples = None
+    if status != "failed" and checkpoint.is_file():
+        samples = run_dir / "samples"
+        cmd = [sys.executable, "-m", "gan_init", "sample", "--checkpoint", str(checkpoint)]
+        cmd += ["--n", str(opts.n_samples), "--out", str(samples), "--seed", "0"]
+        if subprocess.run(cmd, env=_env(run_dir, shared_stage=False)).returncode != 0:
+            samples = None
+    metrics = read_json(_find(run_dir, "metrics_final.json") or run_dir / "-") or {}
+    summary = {
+        "status": status,
+        "exit_code": code,
+        "run_dir": str(run_dir),
+        **_identity(opts, grow, source),
+        "seconds": round(time.time() - start, 1),
+        "checkpoint": str(checkpoint) if checkpoint.is_file() else None,
+        "samples": str(samples) if samples else None,
+        "metrics": metrics,
+        "divergence": divergence,
+        "metrics_csv": str(_find(run_dir, "metrics.csv") or ""),
+    }
+    write_json(summary_file, summary)
+    write_atomic(run_dir / "summary.md", summary_markdown(summary))
+    if os.environ.get("GAN_INIT_SUMMARY_OUT"):  # set by `gan-init sweep` to collect results
+        write_json(Path(os.environ["GAN_INIT_SUMMARY_OUT"]), summary)
+    return summary
+
+
+def _identity(opts: PipelineOptions, grow: str, source: Path | None) -> dict[str, Any]:
+    return {
+        "dims": opts.dims,
+        "init_strategy": opts.init_strategy,
+        "grow": grow,
+        "seed": opts.seed,
+        "scale": opts.scale,
+        "source": str(source) if source else None,
+        "options": asdict(opts),
+    }
+
+
+def summary_markdown(summary: dict[str, Any]) -> str:
+    lines = [
+        f"# {summary['dims']}D noise GAN: {summary['init_strategy']}, grow {summary['grow']}, "
+        f"seed {summary['seed']}",
+        "",
+        f"- status: **{summary['status']}** (exit code {summary['exit_code']}), "
+        f"{summary['seconds'] / 60:.1f} min",
+        f"- CycleGAN source: {summary['source'] or 'none (scratch)'}",
+        f"- checkpoint: {summary['checkpoint']}",
+        f"- samples: {summary['samples']}",
+    ]
+    if summary.get("divergence"):
+        lines.append(f"- divergence: {summary['divergence']}")
+    if summary.get("metrics"):
+        lines += ["", "| metric | value |", "| --- | --- |"]
+        for key, value in sorted(summary["metrics"].items()):
+            shown = f"{value:.4g}" if isinstance(value, float) else str(value)
+            lines.append(f"| {key} | {shown} |")
+    return "\n".join(lines) + "\n"

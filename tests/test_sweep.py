@@ -1,0 +1,121 @@
+"""The local sweep runner: W&B's schema and grid logic, run-once, failures recorded, resume."""
+
+import json
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import yaml
+
+from gan_init.sweep import expand_command, load_sweep, run_sweep
+
+SWEEPS = Path(__file__).resolve().parents[1] / "experiments" / "sweeps"
+
+FAKE_RUN = textwrap.dedent(
+    """
+    import json, os, sys
+    args = dict(a[2:].split("=", 1) for a in sys.argv[1:])
+    with open(os.environ["CALLS"], "a") as f:
+        f.write(json.dumps(args) + "\\n")
+    if args["init_strategy"] == "broken":
+        sys.exit(3)
+    out = os.environ["GAN_INIT_SUMMARY_OUT"]
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    status = "diverged" if args["init_strategy"] == "unstable" else "finished"
+    json.dump({"status": status, "run_dir": "x", "metrics": {"eval/swd": float(args["seed"])}}, open(out, "w"))
+    """
+)
+
+
+@pytest.mark.parametrize("path", sorted(SWEEPS.glob("*.yaml")), ids=lambda p: p.name)
+def test_shipped_sweeps_pass_the_wandb_schema_and_name_real_options(path):
+    from gan_init.transfer.strategies import INIT_STRATEGIES
+
+    from gan_init.commands.pipeline import build_parser
+
+    sweep = load_sweep(path)
+    assert sweep["command"][:2] == ["gan-init", "pipeline"]
+    options = {a.dest for a in build_parser()._actions}
+    for name, spec in sweep["parameters"].items():
+        assert name in options, f"{path.name}: {name} is not a gan-init pipeline option"
+        if name == "init_strategy":
+            assert set(spec["values"]) == set(INIT_STRATEGIES.names())
+        if name.endswith("_config"):
+            assert (SWEEPS.parents[1] / spec["value"]).is_file(), spec["value"]
+
+
+def test_bad_sweep_is_refused_with_the_file_named(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("method: grdi\nparameters: {seed: {values: [0]}}\n")
+    with pytest.raises(ValueError, match=r"bad.yaml: not a valid W&B sweep"):
+        load_sweep(bad)
+
+
+def test_command_macros_expand_like_wandb_agent():
+    sweep = {
+        "program": "train.py",
+        "command": ["${env}", "${interpreter}", "${program}", "${args}"],
+    }
+    cmd = expand_command(sweep, {"seed": 1, "grow": "stem"})
+    assert cmd == ["/usr/bin/env", sys.executable, "train.py", "--seed=1", "--grow=stem"]
+    cmd = expand_command({"command": ["gan-init", "pipeline", "${args}"]}, {"seed": 0})
+    assert cmd == [sys.executable, "-m", "gan_init", "pipeline", "--seed=0"]
+
+
+def _sweep_file(tmp_path: Path, strategies: list[str]) -> Path:
+    (tmp_path / "fake_run.py").write_text(FAKE_RUN)
+    sweep = {
+        "method": "grid",
+        "metric": {"name": "eval/swd", "goal": "minimize"},
+        "parameters": {"init_strategy": {"values": strategies}, "seed": {"values": [0, 1]}},
+        "command": ["${interpreter}", str(tmp_path / "fake_run.py"), "${args}"],
+    }
+    path = tmp_path / "grid.yaml"
+    path.write_text(yaml.safe_dump(sweep))
+    return path
+
+
+def _calls(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def test_grid_runs_each_once_records_failures_and_resumes(tmp_path, monkeypatch):
+    calls = tmp_path / "calls.jsonl"
+    monkeypatch.setenv("CALLS", str(calls))
+    sweep = _sweep_file(tmp_path, ["scratch", "broken", "unstable"])
+    runs = tmp_path / "runs"
+
+    state = run_sweep(sweep, runs_dir=runs, max_runs=2)  # "killed" after two runs
+    assert len(_calls(calls)) == 2
+    state = run_sweep(sweep, runs_dir=runs)  # restart: the remaining four, nothing twice
+    seen = [(c["init_strategy"], c["seed"]) for c in _calls(calls)]
+    assert len(seen) == 6 and len(set(seen)) == 6
+    by_strategy = {}
+    for record in state.runs:
+        by_strategy.setdefault(record["params"]["init_strategy"], []).append(record)
+    assert {r["status"] for r in by_strategy["broken"]} == {"failed"}
+    assert {r["exit_code"] for r in by_strategy["broken"]} == {3}
+    assert {r["status"] for r in by_strategy["unstable"]} == {"diverged"}
+    assert sorted(r["metrics"]["eval/swd"] for r in by_strategy["scratch"]) == [0.0, 1.0]
+
+    run_sweep(sweep, runs_dir=runs)  # a finished sweep runs nothing
+    assert len(_calls(calls)) == 6
+
+
+def test_run_interrupted_mid_way_runs_again_first(tmp_path, monkeypatch):
+    calls = tmp_path / "calls.jsonl"
+    monkeypatch.setenv("CALLS", str(calls))
+    sweep = _sweep_file(tmp_path, ["scratch"])
+    runs = tmp_path / "runs"
+    run_sweep(sweep, runs_dir=runs, max_runs=1)
+    state_file = runs / "sweeps" / "grid.json"
+    state = json.loads(state_file.read_text())
+    state["runs"][0]["state"] = "running"  # as if killed while it ran
+    state_file.write_text(json.dumps(state))
+    run_sweep(sweep, runs_dir=runs, max_runs=1)
+    seen = [(c["init_strategy"], c["seed"]) for c in _calls(calls)]
+    assert seen == [("scratch", "0"), ("scratch", "0")]
+    final = run_sweep(sweep, runs_dir=runs)
+    assert sorted(r["params"]["seed"] for r in final.runs) == [0, 1]
+    assert all(r["state"] == "finished" for r in final.runs)
