@@ -44,5 +44,32 @@ format: install
 bench: install
 	$(PY) benchmarks/run.py
 
+# The experiment. SCALE=gpu picks the paper-scale configs; STRATEGY, GROW, SEED pick the run;
+# ARGS passes anything else to `gan-init pipeline` (e.g. ARGS="--trainer.devices=4").
+SCALE ?= cpu
+STRATEGY ?= cyclegan
+SEED ?= 0
+GROW ?=
+RUNS ?= runs
+ARGS ?=
+PIPELINE = $(PY) -m gan_init pipeline --scale $(SCALE) --init_strategy $(STRATEGY) --seed $(SEED) \
+	--runs_dir $(RUNS) $(if $(GROW),--grow $(GROW)) $(ARGS)
+SWEEP_SUFFIX = $(if $(filter gpu,$(SCALE)),_gpu)
+
+train-2d: install
+	$(PIPELINE) --dims 2
+
+train-3d: install
+	$(PIPELINE) --dims 3
+
+sweep-2d: install
+	$(PY) -m gan_init sweep experiments/sweeps/init_strategy_2d$(SWEEP_SUFFIX).yaml --runs_dir $(RUNS)
+
+sweep-3d: install
+	$(PY) -m gan_init sweep experiments/sweeps/init_strategy_3d$(SWEEP_SUFFIX).yaml --runs_dir $(RUNS)
+
+report: install
+	$(PY) -m gan_init report $(RUNS)
+
 clean:
 	rm -rf $(VENV) .pytest_cache
