@@ -180,7 +180,7 @@ class CycleGAN(pl.LightningModule):
 
     def configure_optimizers(self):
         hp = self.hparams
-        betas = tuple(hp.betas)
+        betas = tuple(float(b) for b in hp.betas)  # YAML [0, 0.99] would give an int
         opt_g = torch.optim.Adam(
             [*self.g_t2_to_t1.parameters(), *self.g_t1_to_t2.parameters()], lr=hp.lr, betas=betas
         )
