@@ -44,10 +44,23 @@ def from_ras(data: np.ndarray, ornt: np.ndarray) -> np.ndarray:
 
 
 def percentile_scale(
-    data: np.ndarray, percentiles: Sequence[float] = DEFAULT_PERCENTILES
+    data: np.ndarray,
+    percentiles: Sequence[float] = DEFAULT_PERCENTILES,
+    *,
+    low: float | None = None,
+    foreground: bool = False,
 ) -> tuple[np.ndarray, tuple[float, float]]:
-    """Map the ``percentiles`` of ``data`` to -1 and 1, clip; returns it and ``(lo, hi)``."""
-    lo, hi = (float(v) for v in np.percentile(data, list(percentiles)))
+    """Map the ``percentiles`` of ``data`` to -1 and 1, clip; returns it and ``(lo, hi)``.
+
+    ``low``: a fixed value for -1 instead of the low percentile; ``foreground``: percentiles of
+    the voxels above ``low`` (or non-zero) only, as the data modules scale the templates.
+    """
+    values = data
+    if foreground:
+        values = data[data > (0.0 if low is None else low)]
+        values = values if values.size else data
+    lo, hi = (float(v) for v in np.percentile(values, list(percentiles)))
+    lo = lo if low is None else float(low)
     if hi <= lo:
         hi = lo + 1.0
     return np.clip(2.0 * (data - lo) / (hi - lo) - 1.0, -1.0, 1.0).astype(np.float32), (lo, hi)
@@ -76,11 +89,13 @@ def apply_generator(
     image_shape: Sequence[int] | None = None,
     batch_size: int = 16,
     device: str | torch.device = "cpu",
+    upright: bool = False,
 ) -> np.ndarray:
     """Translate a ``[X, Y, Z]`` volume in [-1, 1]; returns ``[X, Y, Z]`` in [-1, 1].
 
     2D: slices along ``axis`` in batches of ``batch_size``; 3D: the whole volume. With
     ``image_shape`` each slice/volume is resampled to it for the generator and back after.
+    ``upright``: 2D slices are turned to display order (as the model saw them) and back.
     """
     x = torch.from_numpy(np.ascontiguousarray(volume, dtype=np.float32))
     if spatial_dims == 3:
@@ -88,14 +103,19 @@ def apply_generator(
         size = batch.shape[2:]
         out = generator(_resize(batch, image_shape or size))
         return _resize(out, size)[0, 0].clamp(-1, 1).cpu().numpy()
-    slices = x.movedim(axis, 0).unsqueeze(1)  # [N, 1, A, B]
+    slices = x.movedim(axis, 0).unsqueeze(1)  # [N, 1, u, v] RAS planes
+    if upright:  # as data_modules.upright: transpose, then the rows flipped
+        slices = slices.transpose(-1, -2).flip(-2)
     size = slices.shape[2:]
     outs = []
     for chunk in slices.split(batch_size):
         chunk = chunk.to(device)
         out = generator(_resize(chunk, image_shape or size))
         outs.append(_resize(out, size).clamp(-1, 1).cpu())
-    return torch.cat(outs)[:, 0].movedim(0, axis).numpy()
+    out = torch.cat(outs)
+    if upright:
+        out = out.flip(-2).transpose(-1, -2)
+    return out[:, 0].movedim(0, axis).numpy()
 
 
 def translate_file(
@@ -115,7 +135,8 @@ def translate_file(
     spatial_dims = generator.spec.spatial_dims
     data_info = info.get("data", {})
     intensity = info.get("intensity", {})
-    axis = int(data_info.get("slicing", {}).get("axis", 2))
+    slicing = data_info.get("slicing", {})
+    axis = int(slicing.get("axis", 2))
     image_shape = data_info.get("image_shape")
     if image_shape is not None and len(image_shape) != spatial_dims:
         image_shape = None
@@ -127,10 +148,18 @@ def translate_file(
     if data.ndim != 3:
         raise ValueError(f"{input_path}: a volume of shape {data.shape}; expected 3D [X, Y, Z]")
     canonical, ornt = to_ras(data, image.affine)
-    scaled, lo_hi = percentile_scale(canonical, intensity.get("percentiles", DEFAULT_PERCENTILES))
+    if "percentile_high" in intensity:  # fixed low end, percentile of the foreground
+        percentiles = (0.0, float(intensity["percentile_high"]))
+        scaled, lo_hi = percentile_scale(
+            canonical, percentiles, low=intensity.get("low"),
+            foreground=intensity.get("foreground") == "nonzero",
+        )  # fmt: skip
+    else:
+        percentiles = intensity.get("percentiles", DEFAULT_PERCENTILES)
+        scaled, lo_hi = percentile_scale(canonical, percentiles)
     translated = apply_generator(
         generator, scaled, spatial_dims, axis=axis, image_shape=image_shape,
-        batch_size=batch_size, device=device,
+        batch_size=batch_size, device=device, upright=slicing.get("display") == "upright",
     )  # fmt: skip
     result = from_ras(percentile_unscale(translated, lo_hi), ornt)
     header = image.header.copy()

@@ -27,15 +27,20 @@ from gan_init.networks.cyclegan import CycleGANGenerator, PatchGANDiscriminator
 from gan_init.nn.layers import init_weights
 from gan_init.transfer.checkpoints import METADATA_FORMAT, METADATA_KEY
 
-# What the data modules do to intensities unless they say otherwise (``datamodule.intensity``).
+# What the data modules do to intensities unless they say otherwise (``datamodule.intensity``):
+# 0 -> -1 and the 99.5th percentile of the foreground (non-zero voxels) -> 1, clipped.
 DEFAULT_INTENSITY = {
     "range": [-1.0, 1.0],
     "scaling": "percentile",
-    "percentiles": [0.5, 99.5],
+    "low": 0.0,
+    "percentile_high": 99.5,
+    "foreground": "nonzero",
     "clip": True,
 }
-# 2D models see slices along this axis of the RAS-canonical volume (``datamodule.slicing``).
+# 2D models see slices along this axis of the RAS-canonical volume (``datamodule.slicing``);
+# ``display: upright`` = each RAS plane [u, v] transposed and flipped (data_modules.upright).
 DEFAULT_SLICING = {"axis": 2, "orientation": "RAS"}
+PLANE_AXIS = {"sagittal": 0, "coronal": 1, "axial": 2}
 
 
 class ImagePool:
@@ -177,6 +182,13 @@ class CycleGAN(pl.LightningModule):
             self.data_info["image_shape"] = [int(n) for n in shape]
         if isinstance(getattr(datamodule, "slicing", None), dict):
             self.data_info["slicing"] = dict(datamodule.slicing)
+        elif getattr(datamodule, "axis", None) in PLANE_AXIS and self.spatial_dims == 2:
+            # The ICBM/NIfTI modules: RAS volumes, planes named, slices shown upright.
+            plane = datamodule.axis
+            self.data_info["slicing"] = {
+                "axis": PLANE_AXIS[plane], "plane": plane, "orientation": "RAS",
+                "display": "upright",
+            }  # fmt: skip
 
     def configure_optimizers(self):
         hp = self.hparams
