@@ -1,0 +1,12 @@
+"""Data modules: the built-in ICBM template stream and folders of real T1/T2 NIfTI subjects.
+
+Both are ``pytorch_lightning.LightningDataModule``s with the same batch formats (see
+``data_modules.common``), picked in YAML as ``class_path: data_modules.IcbmDataModule`` or
+``data_modules.NiftiFolderDataModule``.
+"""
+
+from data_modules.augment import Augmentation
+from data_modules.common import DataError, T1T2DataModule
+from data_modules.icbm import IcbmDataModule
+
+__all__ = ["Augmentation", "DataError", "IcbmDataModule", "T1T2DataModule"]

@@ -1,0 +1,354 @@
+"""What both data modules share: image banks, the seeded sample stream, and the dataloaders.
+
+A data module holds, per split, a *bank*: T1 and T2 images ``[N, *S]`` in [0, 1] (2D slices or
+3D volumes, item i of T1 and of T2 from the same subject and position). Batches are drawn from
+the bank:
+
+- train, mode ``cyclegan``: ``{"t1": [B, 1, *S], "t2": [B, 1, *S]}``, T1 and T2 unpaired (drawn
+  from independent shuffles / independent random draws);
+- train, mode ``noise``: ``{"image": [B, 1, *S]}`` of one modality;
+- validation and test: ``{"t1", "t2"}`` paired (same subject, same slice, same warp).
+
+All batches are float32 in [-1, 1].
+
+Reproducibility: every sample is a pure function of (seed, split, sample id, stream). The train
+sampler hands out sample ids ``epoch * length + position``, sharded over DDP ranks, and
+dataloader workers only receive those ids, so the stream does not depend on the number of
+workers or ranks, and a resumed run continues the same stream.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+import torch.distributed as dist
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+
+from data_modules.augment import Augmentation
+from gan_init.registry import check_choice
+
+MODES = ("cyclegan", "noise")
+MODALITIES = ("t1", "t2")
+SPLITS = ("train", "val", "test")
+AXES = ("axial", "coronal", "sagittal")
+# Volumes are kept in RAS+ voxel order (x: left->right, y: posterior->anterior, z: inferior->
+# superior), so the axis normal to each plane is:
+AXIS_INDEX = {"sagittal": 0, "coronal": 1, "axial": 2}
+DEFAULT_SIZE = {2: 64, 3: 32}
+_SPLIT_CODE = {"train": 0, "val": 1, "test": 2}
+_STREAM_CODE = {"pair": 0, "t1": 1, "t2": 2}
+
+
+class DataError(ValueError):
+    """The data on disk is not what the data module needs (the message names file and fix)."""
+
+
+def image_shape_for(spatial_dims: int, size: int | None) -> tuple[int, ...]:
+    """``(size,) * spatial_dims``, with the default size (64 in 2D, 32 in 3D) for None."""
+    if spatial_dims not in DEFAULT_SIZE:
+        raise ValueError(f"spatial_dims={spatial_dims!r} must be 2 or 3")
+    size = DEFAULT_SIZE[spatial_dims] if size is None else int(size)
+    if size < 4:
+        raise ValueError(f"size={size} is too small (at least 4)")
+    return (size,) * spatial_dims
+
+
+def upright(planes: torch.Tensor) -> torch.Tensor:
+    """Turn RAS-ordered planes [..., u, v] into display order [..., rows, cols].
+
+    Rows run from the top of the picture down: anterior at the top of an axial slice, superior
+    at the top of coronal and sagittal slices.
+    """
+    return planes.transpose(-1, -2).flip(-2)
+
+
+def to_unit(x: torch.Tensor) -> torch.Tensor:
+    """[-1, 1] -> [0, 1]."""
+    return (x + 1) / 2
+
+
+def to_signed(x: torch.Tensor) -> torch.Tensor:
+    """[0, 1] -> [-1, 1] (float32)."""
+    return (x * 2 - 1).float()
+
+
+def sample_seed(seed: int, split: str, sample_id: int, stream: str) -> int:
+    """A 63-bit seed for one sample, distinct for every (seed, split, sample id, stream)."""
+    words = [seed & 0xFFFFFFFF, _SPLIT_CODE[split], sample_id, _STREAM_CODE[stream]]
+    state = np.random.SeedSequence(words).generate_state(2, dtype=np.uint32)
+    return (int(state[0]) << 31) ^ int(state[1])
+
+
+@dataclass
+class Bank:
+    """T1 and T2 images of one split, ``[N, *S]`` each, float32 in [0, 1], item i paired."""
+
+    t1: torch.Tensor
+    t2: torch.Tensor
+    subjects: list[str]
+    """Subject of each item (length N)."""
+
+    def __len__(self) -> int:
+        return self.t1.shape[0]
+
+
+def draw(
+    bank: Bank,
+    item: int | None,
+    modalities: tuple[str, ...],
+    seed: int,
+    augmentation: Augmentation | None,
+) -> dict[str, torch.Tensor]:
+    """One sample: ``{modality: [1, *S]}`` in [-1, 1], all modalities with the same warp.
+
+    ``item=None`` picks the item at random from the sample's own generator (the ICBM stream).
+    """
+    generator = torch.Generator().manual_seed(seed)
+    if item is None:
+        item = int(torch.randint(len(bank), (), generator=generator))
+    x = torch.stack([getattr(bank, m)[item] for m in modalities])[None]  # [1, C, *S]
+    if augmentation is not None:
+        x = augmentation(x, generator)
+    return {m: to_signed(x[0, c : c + 1]) for c, m in enumerate(modalities)}
+
+
+class StreamSampler(DistributedSampler):
+    """Train indices ``(sample_id, t1_item, t2_item)`` for one epoch on this rank.
+
+    A ``DistributedSampler`` so Lightning keeps it under DDP (and calls ``set_epoch`` on it each
+    epoch); it shards by itself: rank r of w takes positions r, r + w, ... of the epoch.
+    ``t1_item``/``t2_item`` come from two independent seeded permutations of the bank (the
+    unpaired draw); with ``num_items=None`` (an endless stream) they are -1.
+    """
+
+    def __init__(self, length: int, num_items: int | None, seed: int) -> None:
+        world = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+        rank = dist.get_rank() if world > 1 else 0
+        super().__init__(range(length), num_replicas=world, rank=rank, shuffle=False, seed=seed)
+        self.length = length
+        self.num_items = num_items
+        self.per_rank = math.ceil(length / world)
+
+    def __len__(self) -> int:
+        return self.per_rank
+
+    def __iter__(self) -> Iterator[tuple[int, int, int]]:
+        total = self.per_rank * self.num_replicas
+        positions = range(self.rank, total, self.num_replicas)
+        if self.num_items is None:
+            base = self.epoch * total
+            return iter([(base + p, -1, -1) for p in positions])
+        perms = [self._permutation(self.epoch, stream, total) for stream in (1, 2)]
+        base = self.epoch * total
+        return iter([(base + p, int(perms[0][p]), int(perms[1][p])) for p in positions])
+
+    def _permutation(self, epoch: int, stream: int, total: int) -> np.ndarray:
+        rng = np.random.default_rng([self.seed & 0xFFFFFFFF, epoch, stream])
+        reps = math.ceil(total / self.num_items)
+        return np.concatenate([rng.permutation(self.num_items) for _ in range(reps)])[:total]
+
+
+class TrainDataset(Dataset):
+    """Indexed by ``(sample_id, t1_item, t2_item)`` from ``StreamSampler``."""
+
+    def __init__(
+        self,
+        bank: Bank,
+        mode: str,
+        modality: str,
+        seed: int,
+        augmentation: Augmentation | None,
+        random_items: bool,
+    ) -> None:
+        self.bank, self.mode, self.modality = bank, mode, modality
+        self.seed, self.augmentation, self.random_items = seed, augmentation, random_items
+
+    def __len__(self) -> int:
+        return len(self.bank)
+
+    def image(self, sample_id: int, item: int, modality: str) -> torch.Tensor:
+        """One unpaired train image [1, *S]; the same for a given (seed, sample id, modality)."""
+        seed = sample_seed(self.seed, "train", sample_id, modality)
+        item_or_random = None if self.random_items else item
+        return draw(self.bank, item_or_random, (modality,), seed, self.augmentation)[modality]
+
+    def __getitem__(self, index: tuple[int, int, int]) -> dict[str, torch.Tensor]:
+        sample_id, t1_item, t2_item = index
+        if self.mode == "noise":
+            item = t1_item if self.modality == "t1" else t2_item
+            return {"image": self.image(sample_id, item, self.modality)}
+        return {
+            "t1": self.image(sample_id, t1_item, "t1"),
+            "t2": self.image(sample_id, t2_item, "t2"),
+        }
+
+
+class PairDataset(Dataset):
+    """Paired ``{"t1", "t2"}`` samples for validation/test: item k of the bank, or (with
+    ``length`` set, the ICBM stream) ``length`` random draws from fixed per-split seeds."""
+
+    def __init__(
+        self,
+        bank: Bank,
+        split: str,
+        seed: int,
+        augmentation: Augmentation | None,
+        length: int | None = None,
+    ) -> None:
+        self.bank, self.split, self.seed = bank, split, seed
+        self.augmentation, self.length = augmentation, length
+
+    def __len__(self) -> int:
+        return len(self.bank) if self.length is None else self.length
+
+    def __getitem__(self, k: int) -> dict[str, torch.Tensor]:
+        item = None if self.length is not None else k
+        seed = sample_seed(self.seed, self.split, k, "pair")
+        return draw(self.bank, item, MODALITIES, seed, self.augmentation)
+
+
+class T1T2DataModule(pl.LightningDataModule):
+    """Dataloaders, shapes and reference images over per-split banks.
+
+    Subclasses set ``self._banks`` (split -> Bank) in ``_build_banks()``, and decide whether the
+    train stream is endless (random items, ``samples_per_epoch`` long) or walks the bank.
+    """
+
+    endless: bool = False
+    eval_samples: int | None = None
+
+    def __init__(
+        self,
+        spatial_dims: int,
+        size: int | None,
+        mode: str,
+        modality: str,
+        batch_size: int,
+        num_workers: int,
+        seed: int,
+        samples_per_epoch: int | None,
+        augmentation: Augmentation | None,
+    ) -> None:
+        super().__init__()
+        self.image_shape = image_shape_for(spatial_dims, size)
+        self.spatial_dims = spatial_dims
+        self.size = self.image_shape[0]
+        self.channels = 1
+        self.mode = check_choice("mode", mode, MODES)
+        self.modality = check_choice("modality", modality, MODALITIES)
+        if batch_size < 1:
+            raise ValueError(f"batch_size={batch_size} must be at least 1")
+        # Read by train_dataloader() on every call: a progressive-growing callback changes it
+        # between epochs (with reload_dataloaders_every_n_epochs=1).
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.seed = seed
+        self.samples_per_epoch = samples_per_epoch
+        self.augmentation = augmentation
+        self._banks: dict[str, Bank] = {}
+        self._reference: dict[tuple[int, str, str], torch.Tensor] = {}
+
+    def setup(self, stage: str | None = None) -> None:
+        if not self._banks:
+            self._banks = self._build_banks()
+
+    def bank(self, split: str) -> Bank:
+        """The images of one split (built on first use)."""
+        check_choice("split", split, SPLITS)
+        self.setup()
+        return self._banks[split]
+
+    def _epoch_length(self) -> int:
+        if self.samples_per_epoch is not None:
+            return int(self.samples_per_epoch)
+        return len(self.bank("train"))
+
+    def train_dataset(self) -> TrainDataset:
+        return TrainDataset(
+            self.bank("train"),
+            self.mode,
+            self.modality,
+            self.seed,
+            self.augmentation,
+            random_items=self.endless,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        length = self._epoch_length()
+        sampler = StreamSampler(
+            length, None if self.endless else len(self.bank("train")), self.seed
+        )
+        return DataLoader(
+            self.train_dataset(),
+            batch_size=self.batch_size,
+            sampler=sampler,
+            num_workers=self.num_workers,
+            # Full batches only: minibatch statistics (mbstd, norms) see a constant batch size.
+            drop_last=len(sampler) >= self.batch_size,
+            persistent_workers=False,
+        )
+
+    def pair_dataset(self, split: str) -> PairDataset:
+        """Paired samples of ``val``/``test``: warped random draws (endless stream, ``eval_samples``
+        long) or the split's own items, unaugmented, in order."""
+        bank = self.bank(split)
+        if self.endless:
+            return PairDataset(bank, split, self.seed, self.augmentation, self.eval_samples)
+        return PairDataset(bank, split, self.seed, None)
+
+    def _eval_loader(self, split: str) -> DataLoader:
+        return DataLoader(
+            self.pair_dataset(split),
+            batch_size=self.batch_size,
+            shuffle=False,
+            num_workers=self.num_workers,
+        )
+
+    def val_dataloader(self) -> DataLoader:
+        return self._eval_loader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self._eval_loader("test")
+
+    def real_images(self, n: int, split: str = "val", modality: str | None = None) -> torch.Tensor:
+        """A fixed, reproducible set of ``n`` real images ``[n, 1, *S]`` in [-1, 1].
+
+        ``val``/``test``: the first n paired validation/test samples (the fixed reference set);
+        ``train``: the first n images of the training stream (for memorization checks).
+        """
+        check_choice("split", split, SPLITS)
+        modality = check_choice("modality", modality or self.modality, MODALITIES)
+        key = (n, split, modality)
+        if key not in self._reference:
+            self._reference = {key: self._real_images(n, split, modality)}
+        return self._reference[key].clone()
+
+    def _real_images(self, n: int, split: str, modality: str) -> torch.Tensor:
+        if split == "train":
+            data = self.train_dataset()
+            if self.endless:
+                return torch.stack([data.image(k, -1, modality) for k in range(n)])
+            # A walk of the real training items, in a seeded order, without augmentation.
+            items = self._item_order("train", n)
+            return torch.stack([to_signed(getattr(data.bank, modality)[i][None]) for i in items])
+        data = self.pair_dataset(split)
+        if self.endless:
+            return torch.stack([data[k][modality] for k in range(n)])
+        return torch.stack([data[int(i)][modality] for i in self._item_order(split, n)])
+
+    def _item_order(self, split: str, n: int) -> np.ndarray:
+        count = len(self.bank(split))
+        if n > count:
+            warnings.warn(
+                f"real_images: asked for {n} {split} images but the {split} split has {count}; "
+                "repeating them",
+                stacklevel=3,
+            )
+        rng = np.random.default_rng([self.seed & 0xFFFFFFFF, _SPLIT_CODE[split]])
+        return np.resize(rng.permutation(count), n)

@@ -1,0 +1,172 @@
+"""The built-in dataset: a stream of paired T1/T2 "subjects" made from the ICBM 2009c templates.
+
+One brain (the ICBM 2009c nonlinear symmetric T1 and T2 templates, 1 mm, co-registered; MNI
+licence, Copyright (C) 1993-2004 Louis Collins, McConnell Brain Imaging Centre, Montreal
+Neurological Institute, McGill University) becomes a stream of subjects by random spatial
+deformation (affine + elastic, the same warp on T1 and T2) and intensity effects (bias field,
+gamma, noise). Fetch the templates once with ``make data``.
+
+Speed: the templates are cropped to the head (or brain) and downsampled once, with area
+averaging, to the target size; every sample is then one warp at the target size.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import nibabel as nib
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from data_modules.augment import Augmentation
+from data_modules.common import AXES, AXIS_INDEX, Bank, T1T2DataModule, image_shape_for, upright
+from gan_init.assets import asset_path
+from gan_init.registry import check_choice
+
+_MARGIN_MM = 6  # room around the head/brain, so warps do not push it out of the frame
+
+
+class IcbmDataModule(T1T2DataModule):
+    """Paired T1/T2 samples from the ICBM 2009c templates, warped; 2D slices or 3D volumes.
+
+    Train batches: mode ``cyclegan`` -> ``{"t1": [B, 1, *S], "t2": [B, 1, *S]}`` (unpaired:
+    independent draws); mode ``noise`` -> ``{"image": [B, 1, *S]}``. Validation/test batches:
+    ``{"t1", "t2"}`` paired. S = ``image_shape``; values float32 in [-1, 1]. 2D images are in
+    display order (anterior or superior at the top); 3D volumes in RAS+ voxel order.
+
+    Args:
+        spatial_dims: 2 (slices) or 3 (volumes).
+        size: Image side in pixels/voxels; None: 64 in 2D, 32 in 3D.
+        mode: ``cyclegan`` (unpaired T1 and T2) or ``noise`` (one modality, see ``modality``).
+        modality: The image of mode ``noise``, and the default of ``real_images``: ``t1``/``t2``.
+        batch_size: Train/validation batch size (a callback may change it between epochs).
+        num_workers: DataLoader worker processes.
+        seed: Seed of the train stream; validation and test use fixed seeds derived from it.
+        skull_strip: Brain only (the templates' brain-extracted versions), or the whole head.
+        axis: 2D only: slice plane, ``axial``, ``coronal`` or ``sagittal``.
+        slice_range: 2D only: slices taken from this fraction of the brain's extent along the
+            slice axis (default: 40%-75%, ventricles and cortex, no cerebellum).
+        samples_per_epoch: Train samples per epoch (the stream is endless).
+        val_samples: Validation (and test) samples, the same every epoch.
+        augmentation: Strengths of the random warps and intensity effects.
+    """
+
+    endless = True
+
+    def __init__(
+        self,
+        spatial_dims: int = 2,
+        size: int | None = None,
+        mode: str = "cyclegan",
+        modality: str = "t1",
+        batch_size: int = 16,
+        num_workers: int = 0,
+        seed: int = 0,
+        skull_strip: bool = True,
+        axis: str = "axial",
+        slice_range: tuple[float, float] = (0.4, 0.75),
+        samples_per_epoch: int = 2048,
+        val_samples: int = 64,
+        augmentation: Augmentation = Augmentation(),  # noqa: B008 (frozen dataclass)
+    ) -> None:
+        super().__init__(
+            spatial_dims,
+            size,
+            mode,
+            modality,
+            batch_size,
+            num_workers,
+            seed,
+            samples_per_epoch,
+            augmentation,
+        )
+        self.skull_strip = skull_strip
+        self.axis = check_choice("axis", axis, AXES)
+        lo, hi = slice_range
+        if not 0 <= lo <= hi <= 1:
+            raise ValueError(f"slice_range={slice_range!r} must satisfy 0 <= low <= high <= 1")
+        self.slice_range = (float(lo), float(hi))
+        if samples_per_epoch < 1 or val_samples < 1:
+            raise ValueError("samples_per_epoch and val_samples must be at least 1")
+        self.eval_samples = val_samples
+
+    def _build_banks(self) -> dict[str, Bank]:
+        bank = icbm_bank(
+            self.spatial_dims, self.size, self.skull_strip, self.axis, self.slice_range
+        )
+        # One brain for every split: the splits differ by their seeds.
+        return {"train": bank, "val": bank, "test": bank}
+
+
+def _load(name: str) -> np.ndarray:
+    image = nib.as_closest_canonical(nib.load(asset_path("icbm152", name)))
+    return np.asarray(image.dataobj, dtype=np.float32)
+
+
+def _normalize(x: np.ndarray, foreground: np.ndarray) -> np.ndarray:
+    # Robust maximum: a few bright vessels should not darken the whole image.
+    return np.clip(x / np.percentile(x[foreground], 99.5), 0, 1)
+
+
+def _extent(mask: np.ndarray, axis: int) -> tuple[int, int]:
+    """First and last index along ``axis`` where ``mask`` has any voxel."""
+    hit = np.flatnonzero(mask.any(axis=tuple(a for a in range(3) if a != axis)))
+    return int(hit[0]), int(hit[-1])
+
+
+def _crop(volume: np.ndarray, center: list[int], sizes: list[int]) -> np.ndarray:
+    """The box of ``sizes`` around ``center``, zero-padded where it leaves the volume."""
+    starts = [c - s // 2 for c, s in zip(center, sizes)]
+    pad = [(max(-a, 0), max(a + s - n, 0)) for a, s, n in zip(starts, sizes, volume.shape)]
+    padded = np.pad(volume, pad)
+    box = tuple(slice(a + p[0], a + p[0] + s) for a, p, s in zip(starts, pad, sizes))
+    return padded[box]
+
+
+@functools.lru_cache(maxsize=4)
+def icbm_bank(
+    spatial_dims: int,
+    size: int,
+    skull_strip: bool,
+    axis: str,
+    slice_range: tuple[float, float],
+) -> Bank:
+    """The templates at working resolution, in [0, 1]: 2D ``[N_slices, size, size]``, upright;
+    3D ``[1, size, size, size]`` in RAS+ order. Cached per process."""
+    image_shape_for(spatial_dims, size)
+    suffix = "_brain" if skull_strip else ""
+    t1, t2 = _load(f"t1{suffix}.nii"), _load(f"t2{suffix}.nii")
+    brain = _load("brain_mask.nii") > 0.5
+    head = brain if skull_strip else t1 > 0.1 * np.percentile(t1, 99.5)
+    t1, t2 = _normalize(t1, head), _normalize(t2, head)
+    if skull_strip:
+        # The brain-extracted templates keep a faint rim outside the mask; clear it.
+        t1, t2 = t1 * brain, t2 * brain
+    box = [_extent(head, a) for a in range(3)]
+    center = [(lo + hi) // 2 for lo, hi in box]
+    extent = [hi - lo + 1 + 2 * _MARGIN_MM for lo, hi in box]
+    if spatial_dims == 3:
+        side = max(extent)  # a cube, so the brain keeps its proportions
+        images = [_crop(x, center, [side] * 3) for x in (t1, t2)]
+        shape = (size,) * 3
+        out = [
+            F.interpolate(torch.from_numpy(x)[None, None], shape, mode="area")[0] for x in images
+        ]
+        return Bank(out[0], out[1], ["icbm152"])
+    normal = AXIS_INDEX[axis]
+    plane = [a for a in range(3) if a != normal]
+    side = max(extent[a] for a in plane)
+    lo, hi = _extent(brain, normal)
+    first = lo + round(slice_range[0] * (hi - lo))
+    last = max(lo + round(slice_range[1] * (hi - lo)), first)
+    sizes = [side] * 3
+    sizes[normal] = last - first + 1
+    center[normal] = first + sizes[normal] // 2
+    out = []
+    for x in (t1, t2):
+        slab = torch.from_numpy(np.moveaxis(_crop(x, center, sizes), normal, 0).copy())
+        # Area averaging is the right low-pass for a ~3x reduction (no aliasing).
+        slab = F.interpolate(slab[:, None], (size, size), mode="area")[:, 0]
+        out.append(upright(slab).contiguous())
+    return Bank(out[0], out[1], ["icbm152"] * out[0].shape[0])
