@@ -8,5 +8,6 @@ Both are ``pytorch_lightning.LightningDataModule``s with the same batch formats 
 from data_modules.augment import Augmentation
 from data_modules.common import DataError, T1T2DataModule
 from data_modules.icbm import IcbmDataModule
+from data_modules.nifti_folder import NiftiFolderDataModule
 
-__all__ = ["Augmentation", "DataError", "IcbmDataModule", "T1T2DataModule"]
+__all__ = ["Augmentation", "DataError", "IcbmDataModule", "NiftiFolderDataModule", "T1T2DataModule"]

@@ -16,6 +16,7 @@ from gan_init.registry import check_choice
 
 # name -> (module, one-line help). A command is listed here only once its module exists.
 EXTRA_COMMANDS: dict[str, tuple[str, str]] = {
+    "data": ("gan_init.commands.data", "check a dataset: what was found, and a PNG preview"),
     "sample": ("gan_init.commands.sample", "write samples from a noise-GAN checkpoint"),
     "translate": ("gan_init.commands.translate", "apply a CycleGAN generator to a NIfTI file"),
     "pipeline": ("gan_init.commands.pipeline", "the whole experiment: CycleGAN -> transfer -> noise GAN"),

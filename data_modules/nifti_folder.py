@@ -1,0 +1,475 @@
+"""A folder of real subjects, one T1 and one T2 NIfTI file each (IXI, BraTS, or your pattern).
+
+Preprocessing (TorchIO, once, then cached on disk): canonical (RAS+) orientation, T2 (and the
+optional brain mask) resampled onto the T1 grid, resampling to a target spacing, crop/pad to the
+field of view centred on the head, percentile intensity scaling to [-1, 1], optional masking.
+The cache is keyed by a hash of the file list (paths, sizes, modification times) and of every
+preprocessing setting, and written to a temporary folder that is renamed into place at the end,
+so an interrupted build leaves nothing that a later run could mistake for a cache.
+
+Patterns are globs relative to the folder with one ``{subject}`` placeholder, which names the
+subject and pairs T1 with T2 (``**/`` matches any sub-folders).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import torch
+import torch.nn.functional as F
+import torchio as tio
+
+from data_modules.augment import Augmentation
+from data_modules.common import (
+    AXES,
+    AXIS_INDEX,
+    Bank,
+    DataError,
+    T1T2DataModule,
+    to_unit,
+    upright,
+)
+from gan_init.assets import cache_dir as default_cache_root
+from gan_init.registry import check_choice
+
+LAYOUTS: dict[str, tuple[str, str]] = {
+    # IXI: IXI012-HH-1211-T1.nii.gz / IXI012-HH-1211-T2.nii.gz, all in one folder.
+    "ixi": ("{subject}-T1.nii.gz", "{subject}-T2.nii.gz"),
+    # BraTS: BraTS20_Training_001/BraTS20_Training_001_t1.nii.gz (not _t1ce), in sub-folders.
+    "brats": ("**/{subject}_t1.nii.gz", "**/{subject}_t2.nii.gz"),
+    "custom": ("", ""),
+}
+# Field of view (mm) that holds the whole head (IXI) or the skull-stripped brain (BraTS).
+DEFAULT_FOV_MM = {"ixi": 224.0, "brats": 192.0, "custom": 224.0}
+CACHE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class SubjectFiles:
+    """The files of one subject."""
+
+    subject: str
+    t1: Path
+    t2: Path
+    mask: Path | None = None
+
+
+def _pattern_regex(pattern: str) -> re.Pattern[str]:
+    """The glob ``pattern`` as a regex over posix relative paths, capturing ``subject``."""
+    out = []
+    for token in re.split(r"(\{subject\}|\*\*/|\*|\?)", pattern):
+        out.append(
+            {
+                "{subject}": r"(?P<subject>[^/]+?)",
+                "**/": r"(?:.*/)?",
+                "*": r"[^/]*",
+                "?": r"[^/]",
+            }.get(token, re.escape(token))
+        )
+    return re.compile("".join(out) + r"\Z")
+
+
+def _match(root: Path, pattern: str, what: str) -> dict[str, list[Path]]:
+    """subject -> files matching ``pattern`` under ``root``."""
+    if pattern.count("{subject}") != 1:
+        raise DataError(
+            f"{what} pattern {pattern!r} must contain '{{subject}}' exactly once "
+            "(it names the subject and pairs T1 with T2), e.g. '{subject}-T1.nii.gz'"
+        )
+    regex = _pattern_regex(pattern)
+    found: dict[str, list[Path]] = {}
+    for path in sorted(root.glob(pattern.replace("{subject}", "*"))):
+        m = regex.match(path.relative_to(root).as_posix())
+        if m:
+            found.setdefault(m["subject"], []).append(path)
+    return found
+
+
+def find_subjects(
+    root: str | Path,
+    t1_pattern: str,
+    t2_pattern: str,
+    mask_pattern: str | None = None,
+    skip_bad_subjects: bool = False,
+) -> list[SubjectFiles]:
+    """Pair the T1 and T2 files under ``root`` by subject (sorted by subject).
+
+    Raises ``DataError`` for a missing or empty folder, a pattern that matches nothing, and (or,
+    with ``skip_bad_subjects``, warns and skips) a subject whose files do not pair up.
+    """
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise DataError(f"data folder {root} does not exist (or is not a folder)")
+    if not any(p.is_file() or p.is_symlink() for p in root.rglob("*")):
+        raise DataError(
+            f"data folder {root} is empty: expected T1/T2 NIfTI files matching "
+            f"{t1_pattern!r} and {t2_pattern!r}"
+        )
+    matches = {}
+    for what, pattern in (("T1", t1_pattern), ("T2", t2_pattern), ("mask", mask_pattern)):
+        if pattern is None:
+            continue
+        matches[what] = _match(root, pattern, what)
+        if not matches[what]:
+            examples = sorted(
+                p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()
+            )[:3]
+            raise DataError(
+                f"no file in {root} matches the {what} pattern {pattern!r} "
+                f"(files there include {', '.join(examples)}); choose layout 'ixi' or 'brats', "
+                "or give t1_pattern/t2_pattern with a '{subject}' placeholder"
+            )
+    subjects, problems = [], []
+    for subject in sorted(set(matches["T1"]) | set(matches["T2"])):
+        files = {what: found.get(subject, []) for what, found in matches.items()}
+        bad = [
+            f"{len(paths)} {what} files match ({', '.join(map(str, paths))}); expected one"
+            for what, paths in files.items()
+            if len(paths) > 1
+        ]
+        bad += [
+            f"has {have} file {files[have][0]} but no {what} file matching "
+            f"{dict(T1=t1_pattern, T2=t2_pattern, mask=mask_pattern)[what]!r}"
+            for what in files
+            for have in ("T1", "T2")
+            if not files[what] and files[have] and have != what
+        ][:1]
+        if bad:
+            problems.append(f"subject {subject!r}: {'; '.join(bad)}")
+            continue
+        mask = files["mask"][0] if "mask" in files else None
+        subjects.append(SubjectFiles(subject, files["T1"][0], files["T2"][0], mask))
+    _report(problems, skip_bad_subjects)
+    if not subjects:
+        raise DataError(f"no complete T1/T2 subject in {root}")
+    return subjects
+
+
+def _report(problems: list[str], skip: bool) -> None:
+    if problems and not skip:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise DataError(f"{problems[0]}{more}; fix it, or pass skip_bad_subjects=True to skip")
+    for problem in problems:
+        warnings.warn(f"skipping {problem}", stacklevel=3)
+
+
+def read_volume(path: Path, what: str) -> tio.ScalarImage:
+    """One 3D NIfTI volume as a TorchIO image, or a ``DataError`` naming the file and problem."""
+    if not path.is_file():
+        raise DataError(f"{what} file {path} is missing (a broken link?): expected a NIfTI file")
+    try:
+        image = nib.load(path)
+        data = np.asarray(image.dataobj, dtype=np.float32)
+    except Exception as err:
+        raise DataError(
+            f"could not read {what} file {path} ({type(err).__name__}: {err}): expected a "
+            "NIfTI volume (.nii or .nii.gz); is it truncated or not a NIfTI file?"
+        ) from err
+    if data.ndim == 4 and data.shape[3] == 1:
+        data = data[..., 0]
+    if data.ndim != 3 or min(data.shape) < 2:
+        raise DataError(
+            f"{what} file {path} has shape {data.shape}: expected one 3D volume "
+            "(a 4D series or a 2D image cannot be used; extract the volume first)"
+        )
+    bad = int((~np.isfinite(data)).sum())
+    if bad:
+        raise DataError(f"{what} file {path} has {bad} NaN or infinite values: expected finite")
+    return tio.ScalarImage(tensor=torch.from_numpy(data)[None], affine=image.affine)
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """Everything that decides the cached images (and so is part of the cache key)."""
+
+    spatial_dims: int
+    size: int
+    spacing: float
+    fov_mm: float
+    axis: str
+    slice_range: tuple[float, float]
+    percentiles: tuple[float, float]
+
+    @property
+    def grid(self) -> int:
+        """Voxels per axis of the preprocessed cube."""
+        return max(int(round(self.fov_mm / self.spacing)), 2)
+
+
+def preprocess(files: SubjectFiles, prep: Preprocessing) -> dict[str, torch.Tensor | list]:
+    """One subject -> ``{"t1", "t2": [N, *S] in [-1, 1]}`` (N slices in 2D, 1 volume in 3D),
+    plus the source shapes and spacings for reporting."""
+    images = {"t1": read_volume(files.t1, "T1"), "t2": read_volume(files.t2, "T2")}
+    info = {
+        k: [list(v.shape[1:]), [round(float(s), 3) for s in v.spacing]] for k, v in images.items()
+    }
+    subject = tio.Subject(**images)
+    if files.mask is not None:
+        mask = read_volume(files.mask, "mask")
+        subject.add_image(tio.LabelMap(tensor=mask.data > 0.5, affine=mask.affine), "mask")
+    spatial = tio.Compose(
+        [
+            tio.ToCanonical(),
+            tio.Resample(prep.spacing),
+            # One voxel grid per subject: T2 (and mask) onto T1's, so pairs are aligned.
+            tio.Resample("t1"),
+        ]
+    )
+    subject = spatial(subject)
+    t1 = subject["t1"].data
+    # The head (or the mask): voxels brighter than the mean, as TorchIO's default mask.
+    head = subject["mask"].data > 0 if files.mask is not None else t1 > t1.mean()
+    subject.add_image(tio.LabelMap(tensor=head, affine=subject["t1"].affine), "fg")
+    subject = tio.Compose(
+        [
+            tio.CropOrPad(prep.grid, mask_name="fg"),
+            tio.RescaleIntensity((-1, 1), percentiles=prep.percentiles, masking_method="fg"),
+        ]
+    )(subject)
+    fg = subject["fg"].data[0] > 0
+    out = {}
+    for key in ("t1", "t2"):
+        x = subject[key].data[0].float()
+        if files.mask is not None:
+            x = torch.where(fg, x, torch.full_like(x, -1.0))
+        out[key] = _sample_images(x, fg, prep)
+    return {**out, "info": info}
+
+
+def _sample_images(x: torch.Tensor, fg: torch.Tensor, prep: Preprocessing) -> torch.Tensor:
+    """A cube [n, n, n] -> 2D slices [N, S, S] (upright) or a volume [1, S, S, S]."""
+    size = prep.size
+    if prep.spatial_dims == 3:
+        if x.shape[0] != size:
+            x = F.interpolate(x[None, None], (size,) * 3, mode="trilinear", align_corners=False)[
+                0, 0
+            ]
+        return x[None]
+    normal = AXIS_INDEX[prep.axis]
+    hit = torch.nonzero(fg.movedim(normal, 0).flatten(1).any(1))
+    lo, hi = (int(hit[0]), int(hit[-1])) if len(hit) else (0, x.shape[normal] - 1)
+    first = lo + round(prep.slice_range[0] * (hi - lo))
+    last = max(lo + round(prep.slice_range[1] * (hi - lo)), first)
+    slab = x.movedim(normal, 0)[first : last + 1]
+    if slab.shape[-1] != size:
+        slab = F.interpolate(slab[:, None], (size, size), mode="bilinear", antialias=True)[:, 0]
+    return upright(slab).contiguous()
+
+
+class NiftiFolderDataModule(T1T2DataModule):
+    """Real T1/T2 subjects from a folder of NIfTI files; 2D slices or 3D volumes.
+
+    Batches as ``IcbmDataModule``: train mode ``cyclegan`` -> ``{"t1", "t2"}`` [B, 1, *S] from
+    two independent shuffles (unpaired), mode ``noise`` -> ``{"image"}``; validation/test ->
+    ``{"t1", "t2"}`` paired, unaugmented. Float32 in [-1, 1]. Subjects (not slices) are split
+    into train/val/test with ``seed``.
+
+    Args:
+        root: The folder of subjects.
+        layout: ``ixi``, ``brats`` (ready patterns) or ``custom`` (give both patterns).
+        t1_pattern: Glob of T1 files relative to ``root`` with one ``{subject}``, e.g.
+            ``"{subject}/anat/{subject}_T1w.nii.gz"``; overrides the layout's.
+        t2_pattern: Same for T2.
+        mask_pattern: Optional brain mask per subject: voxels outside it become -1, and the
+            intensity percentiles are taken inside it.
+        spatial_dims: 2 (slices) or 3 (volumes).
+        size: Image side; None: 64 in 2D, 32 in 3D.
+        mode: ``cyclegan`` or ``noise``.
+        modality: Image of mode ``noise`` and default of ``real_images``: ``t1``/``t2``.
+        batch_size: Train/validation batch size (a callback may change it between epochs).
+        num_workers: DataLoader worker processes.
+        seed: Seed of the subject split and of the train shuffles.
+        spacing: Target voxel spacing in mm (isotropic); None: ``fov_mm / size``.
+        fov_mm: Field of view (cube side, mm) kept around the head; None: by layout (224 mm
+            for IXI heads, 192 mm for BraTS brains).
+        axis: 2D only: ``axial``, ``coronal`` or ``sagittal`` slices.
+        slice_range: 2D only: slices from this fraction of the head's extent along the axis.
+        percentiles: Intensities at these percentiles (of the head) map to -1 and 1.
+        val_fraction: Fraction of subjects for validation.
+        test_fraction: Fraction of subjects for testing.
+        samples_per_epoch: Train samples per epoch; None: one pass over the train items.
+        augmentation: Optional random warps/intensity effects on train samples.
+        cache_dir: Where preprocessed data is cached; None: ``$GAN_INIT_DATA/nifti-cache``.
+        skip_bad_subjects: Warn about and skip subjects with missing/unreadable/bad files
+            instead of stopping.
+    """
+
+    def __init__(
+        self,
+        root: str,
+        layout: str = "ixi",
+        t1_pattern: str | None = None,
+        t2_pattern: str | None = None,
+        mask_pattern: str | None = None,
+        spatial_dims: int = 2,
+        size: int | None = None,
+        mode: str = "cyclegan",
+        modality: str = "t1",
+        batch_size: int = 16,
+        num_workers: int = 0,
+        seed: int = 0,
+        spacing: float | None = None,
+        fov_mm: float | None = None,
+        axis: str = "axial",
+        slice_range: tuple[float, float] = (0.4, 0.75),
+        percentiles: tuple[float, float] = (0.5, 99.5),
+        val_fraction: float = 0.1,
+        test_fraction: float = 0.1,
+        samples_per_epoch: int | None = None,
+        augmentation: Augmentation | None = None,
+        cache_dir: str | None = None,
+        skip_bad_subjects: bool = False,
+    ) -> None:
+        super().__init__(
+            spatial_dims,
+            size,
+            mode,
+            modality,
+            batch_size,
+            num_workers,
+            seed,
+            samples_per_epoch,
+            augmentation,
+        )
+        self.root = Path(root).expanduser()
+        self.layout = check_choice("layout", layout, tuple(LAYOUTS))
+        self.t1_pattern = t1_pattern or LAYOUTS[layout][0]
+        self.t2_pattern = t2_pattern or LAYOUTS[layout][1]
+        if not self.t1_pattern or not self.t2_pattern:
+            raise ValueError("layout='custom' needs t1_pattern and t2_pattern")
+        self.mask_pattern = mask_pattern
+        fov = float(fov_mm or DEFAULT_FOV_MM[layout])
+        lo, hi = slice_range
+        if not 0 <= lo <= hi <= 1:
+            raise ValueError(f"slice_range={slice_range!r} must satisfy 0 <= low <= high <= 1")
+        if not (0 <= val_fraction < 1 and 0 <= test_fraction < 1):
+            raise ValueError("val_fraction and test_fraction must be in [0, 1)")
+        self.prep = Preprocessing(
+            spatial_dims=spatial_dims,
+            size=self.size,
+            spacing=float(spacing or fov / self.size),
+            fov_mm=fov,
+            axis=check_choice("axis", axis, AXES),
+            slice_range=(float(lo), float(hi)),
+            percentiles=(float(percentiles[0]), float(percentiles[1])),
+        )
+        self.val_fraction, self.test_fraction = val_fraction, test_fraction
+        self.cache_root = Path(cache_dir).expanduser() if cache_dir else None
+        self.skip_bad_subjects = skip_bad_subjects
+        self.manifest: dict = {}
+
+    # -- cache -----------------------------------------------------------------------------
+
+    def _cache_key(self, subjects: list[SubjectFiles]) -> tuple[str, dict]:
+        def stamp(path: Path | None) -> list | None:
+            if path is None:
+                return None
+            st = path.stat() if path.exists() else None
+            return [str(path.resolve()), st.st_size if st else -1, st.st_mtime_ns if st else -1]
+
+        payload = {
+            "version": CACHE_VERSION,
+            "prep": self.prep.__dict__,
+            "skip_bad_subjects": self.skip_bad_subjects,
+            "subjects": [[s.subject, stamp(s.t1), stamp(s.t2), stamp(s.mask)] for s in subjects],
+        }
+        text = json.dumps(payload, sort_keys=True, default=list)
+        return hashlib.sha256(text.encode()).hexdigest()[:20], payload
+
+    def cache_path(self) -> Path:
+        """The cache folder of the current files and settings (it may not exist yet)."""
+        subjects = self._subjects()
+        key, _ = self._cache_key(subjects)
+        return (self.cache_root or default_cache_root() / "nifti-cache") / key
+
+    def _subjects(self) -> list[SubjectFiles]:
+        return find_subjects(
+            self.root, self.t1_pattern, self.t2_pattern, self.mask_pattern, self.skip_bad_subjects
+        )
+
+    def prepare_data(self) -> None:
+        """Build the cache if it is missing (Lightning runs this on one process per node)."""
+        self._ensure_cache()
+
+    def _ensure_cache(self) -> Path:
+        subjects = self._subjects()
+        key, payload = self._cache_key(subjects)
+        target = (self.cache_root or default_cache_root() / "nifti-cache") / key
+        if (target / "data.pt").is_file():
+            return target
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{key}-", dir=target.parent))
+        try:
+            volumes, kept, problems = {}, [], []
+            for files in subjects:
+                try:
+                    out = preprocess(files, self.prep)
+                except DataError as err:
+                    problems.append(f"subject {files.subject!r}: {err}")
+                    continue
+                volumes[files.subject] = {k: out[k].half() for k in ("t1", "t2")}
+                kept.append({"subject": files.subject, "info": out["info"]})
+            _report(problems, self.skip_bad_subjects)
+            if not kept:
+                raise DataError(f"no usable T1/T2 subject in {self.root}")
+            torch.save(volumes, tmp / "data.pt")
+            manifest = {**payload, "kept": kept, "root": str(self.root)}
+            (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1, default=list))
+            try:
+                os.replace(tmp, target)
+            except OSError:
+                # Another process (a DDP rank) finished the same cache first: keep theirs.
+                if not (target / "data.pt").is_file():
+                    raise
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return target
+
+    # -- banks -----------------------------------------------------------------------------
+
+    def _split(self, names: list[str]) -> dict[str, list[str]]:
+        n = len(names)
+        order = [names[i] for i in np.random.default_rng(self.seed).permutation(n)]
+        n_val, n_test = round(n * self.val_fraction), round(n * self.test_fraction)
+        # Every asked-for split gets at least one subject while one is left for training.
+        if self.val_fraction > 0 and n_val == 0 and n - n_test >= 2:
+            n_val = 1
+        if self.test_fraction > 0 and n_test == 0 and n - n_val >= 2:
+            n_test = 1
+        if n - n_val - n_test < 1:
+            raise DataError(
+                f"{n} subjects leave none for training with val_fraction={self.val_fraction} "
+                f"and test_fraction={self.test_fraction}"
+            )
+        return {
+            "val": sorted(order[:n_val]),
+            "test": sorted(order[n_val : n_val + n_test]),
+            "train": sorted(order[n_val + n_test :]),
+        }
+
+    def _build_banks(self) -> dict[str, Bank]:
+        path = self._ensure_cache()
+        volumes = torch.load(path / "data.pt", weights_only=True)
+        self.manifest = json.loads((path / "manifest.json").read_text())
+        banks = {}
+        for split, names in self._split(sorted(volumes)).items():
+            if not names:
+                # An empty split (fraction 0) still yields a valid, empty bank.
+                empty = torch.zeros(0, *self.image_shape)
+                banks[split] = Bank(empty, empty.clone(), [])
+                continue
+            t1 = torch.cat([volumes[s]["t1"] for s in names])
+            t2 = torch.cat([volumes[s]["t2"] for s in names])
+            subjects = [s for s in names for _ in range(volumes[s]["t1"].shape[0])]
+            banks[split] = Bank(to_unit(t1.float()), to_unit(t2.float()), subjects)
+        return banks
