@@ -1,7 +1,15 @@
 """Callbacks: side effects of training (EMA, progressive schedule, ...) live here."""
 
 from gan_init.callbacks.ema import EMA
+from gan_init.callbacks.evaluation import EvaluationCallback
 from gan_init.callbacks.image_grid import CycleGANImageGrid
 from gan_init.callbacks.progressive import ProgressiveSchedule
+from gan_init.callbacks.stability import StabilityCallback
 
-__all__ = ["CycleGANImageGrid", "EMA", "ProgressiveSchedule"]
+__all__ = [
+    "EvaluationCallback",
+    "StabilityCallback",
+    "CycleGANImageGrid",
+    "EMA",
+    "ProgressiveSchedule",
+]

@@ -1,0 +1,215 @@
+"""Periodic evaluation of a noise GAN against a fixed real set, with images shown as x-axis.
+
+Every ``every_n_images`` images shown (counted over all ranks) the cheap ``metrics`` run, every
+``costly_every_n_images`` the ``costly_metrics`` too, and all of them once more at the end of
+fitting, whose values go to ``<log_dir>/metrics_final.json``. Samples come from the EMA generator
+at its current output resolution; while it is below full resolution the real set is
+average-pooled to the same size (as the discriminator sees real images) and
+``eval/resolution`` says which size was compared.
+
+Under DDP each rank samples ``n_samples / world_size`` images with its own seed and takes its
+share of the real set; the torchmetrics states sync at ``compute()``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from pytorch_lightning import Callback, LightningModule, Trainer
+from torch import Tensor
+
+from gan_init.metrics.evaluate import (
+    ALL_METRICS,
+    FEATURE_METRICS,
+    evaluate_samples,
+    extract_features,
+)
+from gan_init.metrics.features import load_feature_extractor
+from gan_init.registry import check_choice
+
+
+def atomic_write_json(path: str | Path, data: Any) -> Path:
+    """Write JSON through a temporary file and a rename, so a reader never sees half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "w") as f:
+        json.dump(data, f, indent=2, sort_keys=True)
+        f.write("\n")
+    os.replace(tmp, path)
+    return path
+
+
+def run_dir(trainer: Trainer) -> Path:
+    """Where a run's files go: the logger's directory, else ``default_root_dir``."""
+    return Path(trainer.log_dir or trainer.default_root_dir)
+
+
+def resize_to(images: Tensor, size: Sequence[int]) -> Tensor:
+    """Average-pool ``[N, C, *S]`` to ``size`` (area resampling; identity when equal)."""
+    if tuple(images.shape[2:]) == tuple(size):
+        return images
+    return F.interpolate(images, size=tuple(size), mode="area")
+
+
+class EvaluationCallback(Callback):
+    """Evaluate the generator every so many images shown; log ``eval/<metric>``.
+
+    Logged (with ``progress/images_shown``, at the trainer's global step): ``eval/swd``,
+    ``eval/swd_<res>``, ``eval/fid``, ``eval/kid``, ``eval/kid_std``, ``eval/precision``,
+    ``eval/recall``, ``eval/msssim_fake``, ``eval/msssim_real``, ``eval/memo_fraction``,
+    ``eval/memo_nn_dist``, ``eval/memo_fraction_feat`` (those chosen), ``eval/resolution``.
+    The values also enter ``trainer.callback_metrics`` (for checkpoint monitors and sweeps).
+    """
+
+    def __init__(
+        self,
+        every_n_images: int = 50_000,
+        metrics: Sequence[str] = ("swd",),
+        costly_every_n_images: int = 500_000,
+        costly_metrics: Sequence[str] = ("fid", "kid", "pr"),
+        final_metrics: Sequence[str] | None = None,
+        n_samples: int = 256,
+        n_real: int = 256,
+        n_train: int = 256,
+        seed: int = 0,
+        feature: str | None = "inception",
+        save_pairs: bool = True,
+    ) -> None:
+        super().__init__()
+        for name in (*metrics, *costly_metrics, *(final_metrics or ())):
+            check_choice("metric", name, list(ALL_METRICS))
+        self.every_n_images = int(every_n_images)
+        self.costly_every_n_images = int(costly_every_n_images)
+        self.metrics = tuple(metrics)
+        self.costly_metrics = tuple(costly_metrics)
+        self.final_metrics = tuple(final_metrics or dict.fromkeys((*metrics, *costly_metrics)))
+        self.n_samples = n_samples
+        self.n_real = n_real
+        self.n_train = n_train
+        self.seed = seed
+        self.feature = feature
+        self.save_pairs = save_pairs
+        self.next_cheap = self.every_n_images
+        self.next_costly = self.costly_every_n_images
+        self.last: dict[str, float] = {}
+        self._extractor: torch.nn.Module | None = None
+        self._real_cache: dict[tuple[int, ...], tuple[Tensor, Tensor | None]] = {}
+
+    # ---- state (a resumed run keeps its schedule)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"next_cheap": self.next_cheap, "next_costly": self.next_costly}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.next_cheap = int(state_dict["next_cheap"])
+        self.next_costly = int(state_dict["next_costly"])
+
+    # ---- schedule
+
+    @staticmethod
+    def _advance(threshold: int, step: int, shown: int) -> int:
+        while threshold <= shown:
+            threshold += step
+        return threshold
+
+    def on_train_batch_end(
+        self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        shown = int(pl_module.images_shown)  # identical on every rank: a global count
+        chosen: list[str] = []
+        if self.every_n_images > 0 and shown >= self.next_cheap:
+            chosen += self.metrics
+            self.next_cheap = self._advance(self.next_cheap, self.every_n_images, shown)
+        if self.costly_every_n_images > 0 and shown >= self.next_costly:
+            chosen += self.costly_metrics
+            self.next_costly = self._advance(self.next_costly, self.costly_every_n_images, shown)
+        if chosen:
+            self.evaluate(trainer, pl_module, list(dict.fromkeys(chosen)))
+
+    def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if trainer.sanity_checking or not self.final_metrics:
+            return
+        self.last = self.evaluate(trainer, pl_module, list(self.final_metrics), final=True)
+        if trainer.is_global_zero:
+            record = {
+                "images_shown": int(pl_module.images_shown),
+                "global_step": int(trainer.global_step),
+                "metrics": self.last,
+            }
+            atomic_write_json(run_dir(trainer) / "metrics_final.json", record)
+
+    # ---- evaluation
+
+    def _real_set(
+        self,
+        trainer: Trainer,
+        pl_module: LightningModule,
+        size: tuple[int, ...],
+        need_features: bool,
+    ) -> tuple[Tensor, Tensor | None]:
+        """This rank's share of the fixed real set at ``size`` (and its features, cached)."""
+        cached = self._real_cache.get(size)
+        if cached is None or (need_features and cached[1] is None):
+            real = trainer.datamodule.real_images(self.n_real, split="val")
+            real = real[trainer.global_rank :: trainer.world_size]
+            real = resize_to(real.to(pl_module.device).float(), size)
+            feats = None
+            if need_features:
+                feats = extract_features(self._get_extractor(pl_module, real), real)
+            cached = (real, feats)
+            self._real_cache[size] = cached
+        return cached
+
+    def _get_extractor(self, pl_module: LightningModule, example: Tensor) -> torch.nn.Module:
+        if self._extractor is None:
+            self._extractor = load_feature_extractor(
+                self.feature, pl_module.spatial_dims, image_shape=tuple(example.shape[1:])
+            )
+        return self._extractor.to(example.device).eval()
+
+    @torch.no_grad()
+    def evaluate(
+        self, trainer: Trainer, pl_module: LightningModule, metrics: list[str], final: bool = False
+    ) -> dict[str, float]:
+        world, rank = trainer.world_size, trainer.global_rank
+        n_local = -(-self.n_samples // world)
+        fake = pl_module.sample(n_local, seed=self.seed + 7919 * rank, ema=True).float()
+        size = tuple(fake.shape[2:])
+        need_features = any(m in FEATURE_METRICS for m in metrics) or (
+            "memo" in metrics and self.feature is not None
+        )
+        real, real_feats = self._real_set(trainer, pl_module, size, need_features)
+        train = None
+        if "memo" in metrics:
+            train = trainer.datamodule.real_images(self.n_train, split="train")
+            train = resize_to(train.to(fake.device).float(), size)
+        pairs = None
+        if final and self.save_pairs and "memo" in metrics and trainer.is_global_zero:
+            pairs = run_dir(trainer) / "memorization_closest_pairs.png"
+        values = evaluate_samples(
+            fake,
+            real,
+            train,
+            metrics,
+            feature=self._get_extractor(pl_module, fake) if need_features else None,
+            real_features=real_feats,
+            seed=self.seed,
+            pairs_path=pairs,
+        )
+        values["resolution"] = float(size[-1])
+        logged = {f"eval/{k}": v for k, v in values.items()}
+        for name, value in logged.items():
+            trainer.callback_metrics[name] = torch.tensor(value)
+        if trainer.is_global_zero:
+            row = {**logged, "progress/images_shown": float(pl_module.images_shown)}
+            for logger in trainer.loggers:
+                logger.log_metrics(row, step=trainer.global_step)
+        return values

@@ -1,0 +1,162 @@
+"""Evaluation and stability callbacks on a tiny fake noise GAN (the agreed interface)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from pytorch_lightning import LightningDataModule, LightningModule, Trainer
+from pytorch_lightning.callbacks import ModelCheckpoint
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from gan_init.callbacks.evaluation import EvaluationCallback
+from gan_init.callbacks.stability import StabilityCallback
+
+
+class FakeFeatures(nn.Module):
+    num_features = 8
+
+    def forward(self, x):
+        return (
+            F.adaptive_avg_pool2d(x, 2).flatten(1).repeat(1, 2)
+            if x.dim() == 4
+            else x.flatten(1)[:, :8]
+        )
+
+
+class FakeData(LightningDataModule):
+    def __init__(self, spatial_dims: int = 2, side: int = 16) -> None:
+        super().__init__()
+        self.spatial_dims = spatial_dims
+        self.image_shape = (1, *(side,) * spatial_dims)
+
+    def real_images(self, n: int, split: str = "val") -> torch.Tensor:
+        g = torch.Generator().manual_seed(0 if split == "val" else 1)
+        return torch.rand(n, *self.image_shape, generator=g) * 2 - 1
+
+    def train_dataloader(self):
+        return DataLoader(TensorDataset(torch.zeros(64, 1)), batch_size=4)
+
+
+class FakeGAN(LightningModule):
+    """Implements the noise-GAN interface; its output side grows from 8 to 16 halfway."""
+
+    def __init__(self, spatial_dims: int = 2, loss_at: dict[int, float] | None = None) -> None:
+        super().__init__()
+        self.latent_dim = 4
+        self.spatial_dims = spatial_dims
+        self.images_shown = 0
+        self.lin = nn.Linear(4, 1)
+        self.loss_at = loss_at or {}
+        self.sampled_sides: list[int] = []
+
+    @torch.no_grad()
+    def sample(self, n: int, *, seed: int | None = None, ema: bool = True) -> torch.Tensor:
+        side = 8 if self.images_shown < 32 else 16
+        self.sampled_sides.append(side)
+        g = torch.Generator().manual_seed(seed or 0)
+        return torch.rand(n, 1, *(side,) * self.spatial_dims, generator=g) * 2 - 1
+
+    def training_step(self, batch, batch_idx):
+        self.images_shown += batch[0].shape[0]
+        loss = self.loss_at.get(batch_idx, 1.0)
+        for name in ("loss_g", "loss_d", "grad_norm_g", "grad_norm_d"):
+            self.log(f"train/{name}", float(loss))
+        self.log("progress/images_shown", float(self.images_shown))
+        return self.lin(torch.ones(1, 4)).sum()
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.0)
+
+
+def _trainer(tmp_path, callbacks, **kw):
+    return Trainer(
+        default_root_dir=tmp_path,
+        max_epochs=1,
+        accelerator="cpu",
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=callbacks,
+        **kw,
+    )
+
+
+@pytest.mark.parametrize("spatial_dims", [2, 3], ids=["2d", "3d"])
+def test_evaluation_schedule_resolution_and_final_json(tmp_path, spatial_dims):
+    cb = EvaluationCallback(
+        every_n_images=16,
+        metrics=("swd",) if spatial_dims == 2 else ("msssim",),
+        costly_every_n_images=48,
+        costly_metrics=("fid", "pr"),
+        final_metrics=("fid", "kid", "pr", "msssim", "memo"),
+        n_samples=12,
+        n_real=12,
+        n_train=12,
+        feature=FakeFeatures(),
+    )
+    model = FakeGAN(spatial_dims)
+    trainer = _trainer(tmp_path, [cb])
+    seen: list[dict] = []
+    original = cb.evaluate
+
+    def recording(trainer, pl_module, metrics, final=False):
+        values = original(trainer, pl_module, metrics, final)
+        seen.append({"shown": pl_module.images_shown, "metrics": metrics, **values})
+        return values
+
+    cb.evaluate = recording
+    trainer.fit(model, datamodule=FakeData(spatial_dims))
+    # 64 images in batches of 4: cheap at 16, 32, 48, 64; costly at 48; final once more.
+    assert [s["shown"] for s in seen] == [16, 32, 48, 64, 64]
+    assert "fid" in seen[2]["metrics"] and "fid" not in seen[1]["metrics"]
+    assert seen[0]["resolution"] == 8 and seen[-1]["resolution"] == 16
+    record = json.loads((tmp_path / "metrics_final.json").read_text())
+    assert record["images_shown"] == 64
+    assert {"fid", "kid", "precision", "recall", "msssim_fake", "memo_fraction"} <= set(
+        record["metrics"]
+    )
+    assert "eval/fid" in trainer.callback_metrics
+    assert (tmp_path / "memorization_closest_pairs.png").is_file()
+    assert cb.state_dict() == {"next_cheap": 80, "next_costly": 96}
+
+
+def test_evaluation_rejects_unknown_metric():
+    with pytest.raises(ValueError, match="did you mean 'swd'"):
+        EvaluationCallback(metrics=("swdd",))
+
+
+@pytest.mark.parametrize(
+    ("bad", "reason"),
+    [(math.nan, "non-finite"), (math.inf, "non-finite"), (1e9, "exploding")],
+    ids=["nan", "inf", "explode"],
+)
+def test_stability_stops_cleanly_and_records(tmp_path, bad, reason):
+    ckpt = ModelCheckpoint(dirpath=tmp_path / "ckpt", every_n_train_steps=2, save_last=True)
+    stability = StabilityCallback(max_abs_loss=1e6)
+    model = FakeGAN(loss_at={5: bad})
+    trainer = _trainer(tmp_path, [stability, ckpt])
+    trainer.fit(model, datamodule=FakeData())
+    record = json.loads((tmp_path / "divergence.json").read_text())
+    assert reason in record["reason"] and record["global_step"] == 6
+    assert record["images_shown"] == 24
+    assert trainer.global_step == 6  # stopped right after the bad step
+    assert float(trainer.callback_metrics["train/diverged"]) == 1.0
+    # The checkpoints written before the divergence are kept, and none come after it.
+    names = sorted(p.name for p in (tmp_path / "ckpt").iterdir())
+    assert any("step=4" in n for n in names) and not any("step=6" in n for n in names)
+    assert torch.isfinite(
+        torch.load(tmp_path / "ckpt" / "last.ckpt", weights_only=False)["state_dict"]["lin.weight"]
+    ).all()
+
+
+def test_stability_patience_ignores_single_spikes(tmp_path):
+    stability = StabilityCallback(max_abs_loss=10.0, patience=2)
+    trainer = _trainer(tmp_path, [stability])
+    trainer.fit(FakeGAN(loss_at={3: 100.0, 7: 100.0}), datamodule=FakeData())
+    assert not stability.diverged and not (tmp_path / "divergence.json").exists()
+    assert trainer.global_step == 16
