@@ -22,6 +22,7 @@ EXTRA_COMMANDS: dict[str, tuple[str, str]] = {
     "pipeline": ("gan_init.commands.pipeline", "the whole experiment: CycleGAN -> transfer -> noise GAN"),
     "sweep": ("gan_init.commands.sweep", "run a W&B sweep file locally, resumably"),
     "report": ("gan_init.commands.report", "Markdown report with plots from a runs folder"),
+    "evaluate": ("gan_init.commands.evaluate", "metrics of a noise-GAN checkpoint (SWD, FID, ...) as JSON"),
 }
 
 LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")

@@ -1,0 +1,123 @@
+"""``gan-init evaluate``: the evaluation metrics of a noise-GAN checkpoint, as JSON.
+
+    gan-init evaluate --checkpoint runs/x/last.ckpt --metrics swd,fid,kid,pr,msssim,memo \\
+        --n 256 --out metrics.json
+
+Samples ``--n`` images from the EMA generator (at the checkpoint's current resolution) and
+compares them with ``--n-real`` fixed real images (resized to that resolution) of the data
+``--data``: ``icbm`` (the built-in ICBM data module, noise mode) or a YAML config whose ``data``
+section (or the whole file) is ``class_path``/``init_args`` of a data module with
+``real_images(n, split)``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from gan_init.callbacks.evaluation import atomic_write_json, resize_to
+from gan_init.metrics.evaluate import ALL_METRICS, evaluate_samples
+from gan_init.registry import check_choice
+
+
+def load_noise_gan(path: str) -> Any:
+    """The noise-GAN LightningModule of a checkpoint, in eval mode (imported when used)."""
+    from gan_init.models.progressive import load_noise_gan as load
+
+    return load(path)
+
+
+def build_datamodule(spec: str, spatial_dims: int, size: int | None = None) -> Any:
+    """``icbm`` or a YAML config (``class_path``/``init_args``, at top level or under ``data``)."""
+    if spec == "icbm":
+        from data_modules import IcbmDataModule
+
+        dm = IcbmDataModule(spatial_dims=spatial_dims, size=size, mode="noise")
+    else:
+        import yaml
+
+        path = Path(spec)
+        if not path.is_file():
+            raise FileNotFoundError(f"--data {spec!r}: neither 'icbm' nor a YAML config file")
+        config = yaml.safe_load(path.read_text()) or {}
+        config = config.get("data", config)
+        if "class_path" not in config:
+            raise ValueError(
+                f"{path}: expected class_path/init_args (at top level or under 'data')"
+            )
+        module_name, _, class_name = config["class_path"].rpartition(".")
+        cls = getattr(importlib.import_module(module_name), class_name)
+        dm = cls(**(config.get("init_args") or {}))
+    if hasattr(dm, "prepare_data"):
+        dm.prepare_data()
+    dm.setup("validate")
+    return dm
+
+
+def _parse_metrics(text: str) -> list[str]:
+    return [
+        check_choice("metric", m.strip(), list(ALL_METRICS)) for m in text.split(",") if m.strip()
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="gan-init evaluate", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--checkpoint", required=True, help="noise-GAN checkpoint (.ckpt)")
+    parser.add_argument("--data", default="icbm", help="'icbm' or a YAML data config")
+    parser.add_argument("--size", type=int, default=None, help="image side of the icbm data")
+    parser.add_argument(
+        "--metrics", default="swd,fid,kid,pr,msssim", help=f"of {','.join(ALL_METRICS)}"
+    )
+    parser.add_argument("--n", type=int, default=256, help="generated samples")
+    parser.add_argument("--n-real", type=int, default=None, help="real images (default: --n)")
+    parser.add_argument("--n-train", type=int, default=None, help="training images for memo")
+    parser.add_argument("--feature", default="inception", help="'inception' or a TorchScript file")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", required=True, help="output JSON file")
+    args = parser.parse_args(argv)
+    try:
+        metrics = _parse_metrics(args.metrics)
+    except ValueError as err:
+        parser.error(str(err))
+
+    module = load_noise_gan(args.checkpoint)
+    dm = build_datamodule(args.data, module.spatial_dims, args.size)
+    fake = module.sample(args.n, seed=args.seed, ema=True).float()
+    size = tuple(fake.shape[2:])
+    real = resize_to(dm.real_images(args.n_real or args.n, split="val").float(), size)
+    train = None
+    if "memo" in metrics:
+        train = resize_to(dm.real_images(args.n_train or args.n, split="train").float(), size)
+    out = Path(args.out)
+    with torch.no_grad():
+        values = evaluate_samples(
+            fake,
+            real,
+            train,
+            metrics,
+            feature=args.feature,
+            seed=args.seed,
+            pairs_path=out.with_suffix(".closest_pairs.png") if "memo" in metrics else None,
+        )
+    record = {
+        "checkpoint": str(args.checkpoint),
+        "images_shown": int(getattr(module, "images_shown", -1)),
+        "resolution": list(size),
+        "n_fake": int(fake.shape[0]),
+        "n_real": int(real.shape[0]),
+        "metrics": values,
+    }
+    atomic_write_json(out, record)
+    json.dump(values, sys.stdout, indent=2, sort_keys=True)
+    print()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
