@@ -1,9 +1,21 @@
-"""LightningCLI for both stages: models and data modules are picked by ``class_path`` in YAML."""
+"""LightningCLI for both stages: models and data modules are picked by ``class_path`` in YAML.
+
+Shortcut flags of the weight transfer (also plain ``--key=value`` arguments of a W&B sweep)::
+
+    gan-init fit --config experiments/configs/noise_2d.yaml --init_strategy cyclegan --source CKPT
+
+``--init_strategy``, ``--source`` and ``--freeze_images`` configure the
+``gan_init.callbacks.WeightTransfer`` of ``trainer.callbacks`` (one is added when the config has
+none); the same callback can be written in YAML with ``class_path``/``init_args``.
+"""
 
 from __future__ import annotations
 
 from pytorch_lightning import LightningDataModule, LightningModule
-from pytorch_lightning.cli import LightningCLI
+from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
+
+# Shortcut flags of the weight transfer, named as the WeightTransfer arguments they set.
+TRANSFER_FLAGS = ("init_strategy", "source", "freeze_images")
 
 
 class GanInitCLI(LightningCLI):
@@ -15,3 +27,53 @@ class GanInitCLI(LightningCLI):
         kwargs.setdefault("save_config_kwargs", {"overwrite": True})
         kwargs.setdefault("auto_configure_optimizers", False)
         super().__init__(LightningModule, LightningDataModule, *args, **kwargs)
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.add_argument(
+            "--init_strategy", type=str | None, default=None,
+            help="noise GAN only: init strategy of WeightTransfer (scratch, cyclegan, "
+            "cyclegan_frozen, cyclegan_g_and_d, cyclegan_untrained, cyclegan_t1_to_t2)",
+        )  # fmt: skip
+        parser.add_argument(
+            "--source", type=str | None, default=None,
+            help="noise GAN only: CycleGAN checkpoint (gan-init or canonical) to transfer from",
+        )  # fmt: skip
+        parser.add_argument(
+            "--freeze_images", type=int | None, default=None,
+            help="noise GAN only: images shown while cyclegan_frozen keeps transferred weights frozen",
+        )  # fmt: skip
+
+    def _transfer_flags(self) -> dict[str, object]:
+        return {k: v for k in TRANSFER_FLAGS if (v := self._get(self.config, k)) is not None}
+
+    def before_instantiate_classes(self) -> None:
+        # Fail on a typo'd strategy before data and models are built.
+        from gan_init.callbacks.weight_transfer import check_strategy
+
+        strategy = self._transfer_flags().get("init_strategy")
+        if strategy is not None:
+            check_strategy(str(strategy))
+
+    def before_fit(self) -> None:
+        """Point the ``WeightTransfer`` callback at the shortcut flags' values."""
+        from gan_init.callbacks.weight_transfer import WeightTransfer
+        from gan_init.models.progressive import ProgressiveGAN
+
+        flags = self._transfer_flags()
+        if not flags:
+            return
+        if not isinstance(self.model, ProgressiveGAN):
+            raise ValueError(
+                f"--{' --'.join(flags)}: weight transfer starts a noise GAN "
+                f"(gan_init.models.ProgressiveGAN), but this run trains a "
+                f"{type(self.model).__name__}; drop these flags"
+            )
+        found = [cb for cb in self.trainer.callbacks if isinstance(cb, WeightTransfer)]
+        if len(found) > 1:
+            raise ValueError(
+                f"trainer.callbacks holds {len(found)} WeightTransfer callbacks; keep one"
+            )
+        if found:
+            found[0].configure(**flags)
+        else:
+            self.trainer.callbacks.append(WeightTransfer(**flags))

@@ -5,6 +5,7 @@ from gan_init.callbacks.evaluation import EvaluationCallback
 from gan_init.callbacks.image_grid import CycleGANImageGrid
 from gan_init.callbacks.progressive import ProgressiveSchedule
 from gan_init.callbacks.stability import StabilityCallback
+from gan_init.callbacks.weight_transfer import WeightTransfer
 
 __all__ = [
     "EvaluationCallback",
@@ -12,4 +13,5 @@ __all__ = [
     "CycleGANImageGrid",
     "EMA",
     "ProgressiveSchedule",
+    "WeightTransfer",
 ]

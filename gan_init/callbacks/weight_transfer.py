@@ -1,0 +1,237 @@
+"""Start the noise GAN from a CycleGAN: the weight-transfer callback (DESIGN.md, "Init strategies").
+
+At fit start the init strategy's tensors are copied into the ``ProgressiveGAN`` (strictly, as
+effective weights), the EMA generator restarts from them, and a summary (per part: tensors and
+parameters copied, left at init, frozen) goes to the console, every logger and
+``transfer_summary.json`` in the run's log directory. A resumed fit transfers nothing: Lightning
+has restored the weights before ``on_fit_start``; only the freeze state, which a checkpoint does not
+hold (``requires_grad`` is not saved), is re-applied from this callback's own state.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from pytorch_lightning import Callback, LightningModule, Trainer
+from pytorch_lightning.loggers import WandbLogger
+from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
+
+from gan_init.transfer.strategies import INIT_STRATEGIES, FreezeRule
+from gan_init.transfer.transfer import (
+    TransferSource,
+    apply_plan,
+    frozen_now,
+    make_plan,
+    set_frozen,
+    summary_table,
+    transfer_summary,
+)
+
+SUMMARY_FILE = "transfer_summary.json"
+
+
+def check_strategy(name: str) -> str:
+    """``name`` if it is a registered init strategy, else a did-you-mean error listing them."""
+    if name not in INIT_STRATEGIES:
+        raise ValueError(f"init_strategy: {INIT_STRATEGIES.unknown_message(name)}")
+    return name
+
+
+class WeightTransfer(Callback):
+    """Initialize a ``ProgressiveGAN`` by an init strategy at fit start.
+
+    Args:
+        init_strategy: a name from ``gan_init.transfer.strategies.INIT_STRATEGIES`` (``scratch``,
+            ``cyclegan``, ``cyclegan_frozen``, ``cyclegan_g_and_d``, ``cyclegan_untrained``,
+            ``cyclegan_t1_to_t2``).
+        source: a gan-init CycleGAN checkpoint or a canonical CycleGAN generator file.
+        discriminator_source: the T1 discriminator file when ``source`` has none (a canonical
+            ``latest_net_D_B.pth``, for ``cyclegan_g_and_d``).
+        freeze_images: images shown during which ``cyclegan_frozen`` keeps the transferred weights
+            frozen.
+        freeze_from_level: in ``full`` growth, count ``freeze_images`` from when each part's level
+            is reached (the part is idle before), not from the start.
+        seed: seed of a freshly initialized source (``cyclegan_untrained``); None: the run's seed
+            (``seed_everything``), else 0. Every rank uses the same one.
+    """
+
+    def __init__(
+        self,
+        init_strategy: str = "scratch",
+        source: str | None = None,
+        discriminator_source: str | None = None,
+        freeze_images: int = 5_000,
+        freeze_from_level: bool = True,
+        seed: int | None = None,
+    ) -> None:
+        self.init_strategy = check_strategy(init_strategy)
+        self.source = source
+        self.discriminator_source = discriminator_source
+        if freeze_images < 0:
+            raise ValueError(f"freeze_images={freeze_images}: expected >= 0")
+        self.freeze_images = int(freeze_images)
+        self.freeze_from_level = freeze_from_level
+        self.seed = seed
+        # What a checkpoint of this callback holds (state_dict), so a resumed run keeps it.
+        self.rules: list[FreezeRule] = []
+        self.level_reached_at: dict[int, int] = {}
+        self.summary: dict[str, Any] | None = None
+        self._restored = False
+        self._restored_strategy: str | None = None
+
+    # ---- configuration -------------------------------------------------------------------------
+
+    def configure(
+        self,
+        init_strategy: str | None = None,
+        source: str | None = None,
+        freeze_images: int | None = None,
+    ) -> WeightTransfer:
+        """Override the settings that are not None (the command line's shortcut flags)."""
+        if init_strategy is not None:
+            self.init_strategy = check_strategy(init_strategy)
+        if source is not None:
+            self.source = source
+        if freeze_images is not None:
+            self.freeze_images = int(freeze_images)
+        return self
+
+    def _seed(self) -> int:
+        if self.seed is not None:
+            return int(self.seed)
+        return int(os.environ.get("PL_GLOBAL_SEED", 0))
+
+    # ---- hooks ---------------------------------------------------------------------------------
+
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        if not all(hasattr(pl_module, a) for a in ("generator", "discriminator", "reset_ema")):
+            raise TypeError(
+                f"WeightTransfer starts a noise GAN (gan_init.models.ProgressiveGAN); the model "
+                f"is a {type(pl_module).__name__}. Remove the callback (or --init_strategy) "
+                "from this run"
+            )
+
+    def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if trainer.ckpt_path is not None:
+            self._resume(trainer, pl_module)
+            return
+        if self.source is not None and self.init_strategy == "scratch":
+            rank_zero_warn(f"WeightTransfer: init_strategy 'scratch' ignores source={self.source}")
+        # Every rank reads the same file (or seed), so every rank ends with the same weights.
+        source = None
+        if self.source is not None and self.init_strategy != "scratch":
+            source = TransferSource(
+                self.source, pl_module.spatial_dims, discriminator_path=self.discriminator_source
+            )
+        plan = make_plan(
+            self.init_strategy, pl_module, source, freeze_images=self.freeze_images,
+            freeze_from_level=self.freeze_from_level, seed=self._seed(),
+        )  # fmt: skip
+        copied = apply_plan(plan, pl_module)
+        pl_module.reset_ema()  # the EMA generator starts from the transferred weights
+        self.rules = list(plan.freeze)
+        self.level_reached_at = {}
+        frozen = self._apply_freeze(pl_module)
+        self.summary = {
+            "init_strategy": self.init_strategy,
+            "source": str(self.source) if source is not None else None,
+            "discriminator_source": self.discriminator_source,
+            "grow": pl_module.generator.grow,
+            "backbone": pl_module.generator.spec.to_dict(),
+            "copies": [
+                {"from": f"{c.source_name}.{c.src_prefix}", "to": c.dst_prefix} for c in plan.copies
+            ],
+            "freeze": [rule.to_dict() for rule in self.rules],
+            "parts": transfer_summary(pl_module, copied, frozen),
+            "tensors": [{"from": c.source, "to": c.target} for c in copied],
+        }
+        self._report(trainer)
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if not self.rules:
+            return
+        images = pl_module.images_shown
+        for level in range(pl_module.generator.current_level + 1):
+            self.level_reached_at.setdefault(level, images)
+        self._apply_freeze(pl_module)
+
+    # ---- resume ----------------------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "init_strategy": self.init_strategy,
+            "source": self.source,
+            "freeze": [rule.to_dict() for rule in self.rules],
+            "level_reached_at": {str(k): v for k, v in self.level_reached_at.items()},
+            "summary": self.summary,
+        }
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._restored = True
+        self._restored_strategy = state_dict.get("init_strategy")
+        self.rules = [FreezeRule(**rule) for rule in state_dict.get("freeze", [])]
+        self.level_reached_at = {
+            int(k): int(v) for k, v in state_dict.get("level_reached_at", {}).items()
+        }
+        self.summary = state_dict.get("summary")
+
+    def _resume(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if not self._restored:
+            self.rules, self.level_reached_at = [], {}
+            rank_zero_warn(
+                f"WeightTransfer: resuming from {trainer.ckpt_path}, which holds no weight-transfer "
+                "state: nothing transferred, nothing frozen"
+            )
+            return
+        if self._restored_strategy != self.init_strategy:
+            rank_zero_warn(
+                f"WeightTransfer: init_strategy {self.init_strategy!r} given, but the resumed run "
+                f"started with {self._restored_strategy!r}; its weights and freeze plan are kept"
+            )
+        frozen = self._apply_freeze(pl_module)
+        rank_zero_info(
+            f"WeightTransfer: resumed from {trainer.ckpt_path}: nothing transferred (the weights "
+            f"come from the checkpoint); freeze state re-applied, frozen now: {frozen or 'none'}"
+        )
+
+    # ---- freezing and reporting ----------------------------------------------------------------
+
+    def _apply_freeze(self, pl_module: LightningModule) -> list[str]:
+        frozen = frozen_now(self.rules, pl_module.images_shown, self.level_reached_at)
+        set_frozen(pl_module, self.rules, frozen)
+        return frozen
+
+    def _report(self, trainer: Trainer) -> None:
+        if not trainer.is_global_zero or self.summary is None:
+            return
+        s = self.summary
+        where = f" from {s['source']}" if s["source"] else ""
+        copies = ", ".join(f"{c['from']} -> {c['to']}" for c in s["copies"]) or "none"
+        rank_zero_info(
+            f"WeightTransfer: init strategy {s['init_strategy']!r}{where} (grow {s['grow']})\n"
+            f"  copies: {copies}\n"
+            + "".join(
+                f"  frozen: {r['prefix']} until {r['images']} images after level {r['level']}\n"
+                for r in s["freeze"]
+            )
+            + summary_table(s)
+        )
+        flat: dict[str, Any] = {
+            "transfer/init_strategy": s["init_strategy"],
+            "transfer/source": s["source"] or "none",
+        }
+        for part, row in s["parts"].items():
+            for key, value in row.items():
+                flat[f"transfer/{part}/{key}"] = value
+        for logger in trainer.loggers:
+            logger.log_hyperparams(flat)
+            if isinstance(logger, WandbLogger):
+                columns = ["part", *next(iter(s["parts"].values()))]
+                rows = [[part, *row.values()] for part, row in s["parts"].items()]
+                logger.log_table("transfer/summary", columns=columns, data=rows)
+        log_dir = Path(trainer.log_dir or trainer.default_root_dir)
+        log_dir.mkdir(parents=True, exist_ok=True)
+        (log_dir / SUMMARY_FILE).write_text(json.dumps(s, indent=2) + "\n")

@@ -1,0 +1,227 @@
+"""The init-strategy registry: how the noise GAN starts (DESIGN.md, "Init strategies").
+
+A strategy is a function and a name::
+
+    @INIT_STRATEGIES.register("cyclegan")
+    def cyclegan(ctx: StrategyContext) -> TransferPlan:
+        return TransferPlan(copies=renderer_copies(ctx.source.generator("t2_to_t1"), "g_t2_to_t1"))
+
+It returns a plan: which source tensors go to which noise-GAN tensors (``PartCopy``: a source
+network, a prefix in it and a prefix in the ``ProgressiveGAN``; every tensor under the prefixes
+is copied, strictly, by name), and which noise-GAN tensors are frozen and until when
+(``FreezeRule``). Applying the plan (``gan_init.transfer.transfer.apply_plan``) and the freeze
+schedule (``gan_init.callbacks.WeightTransfer``) live elsewhere, so a new strategy touches
+nothing but this registry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from torch import nn
+
+from gan_init.registry import Registry
+
+if TYPE_CHECKING:
+    from gan_init.models.progressive import ProgressiveGAN
+    from gan_init.networks.progressive import NoiseGenerator
+    from gan_init.transfer.transfer import TransferSource
+
+# The parts both generators share (DESIGN.md, "The generator backbone").
+RENDERER = ("trunk", "decoder", "head")
+
+
+@dataclass(frozen=True)
+class PartCopy:
+    """Copy every tensor under ``src_prefix`` of ``source`` to ``dst_prefix`` of the noise GAN.
+
+    Attributes:
+        source: the network read from (its effective weights are copied).
+        source_name: what it is, for errors and the summary (``g_t2_to_t1``).
+        src_prefix: module path in ``source`` (``trunk``).
+        dst_prefix: module path in the ``ProgressiveGAN`` (``generator.trunk``).
+    """
+
+    source: nn.Module = field(repr=False, compare=False)
+    source_name: str
+    src_prefix: str
+    dst_prefix: str
+
+
+@dataclass(frozen=True)
+class FreezeRule:
+    """Keep the parameters under ``prefix`` (a module path in the ``ProgressiveGAN``) frozen until
+    ``images`` images have been shown since the generator first reached ``level`` (level 0: since
+    the start). ``images=None`` never releases them."""
+
+    prefix: str
+    images: int | None
+    level: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class TransferPlan:
+    """What a strategy does: copies, in order, and freeze rules."""
+
+    copies: list[PartCopy] = field(default_factory=list)
+    freeze: list[FreezeRule] = field(default_factory=list)
+
+
+@dataclass
+class StrategyContext:
+    """What a strategy may read.
+
+    Attributes:
+        model: the noise GAN being started.
+        source: the source checkpoint(s), loaded lazily; None when no ``source`` was given.
+        freeze_images: images shown while transferred weights stay frozen (``cyclegan_frozen``).
+        freeze_from_level: in ``full`` growth, count ``freeze_images`` from when each frozen
+            part's level is reached (it is idle before), not from the start.
+        seed: seed of any freshly initialized source network (``cyclegan_untrained``).
+    """
+
+    model: ProgressiveGAN
+    source: TransferSource | None
+    freeze_images: int = 5_000
+    freeze_from_level: bool = True
+    seed: int = 0
+
+    def require_source(self, strategy: str) -> TransferSource:
+        if self.source is None:
+            raise ValueError(
+                f"init strategy {strategy!r} copies weights from a CycleGAN, but no source was "
+                "given (--source CKPT, or WeightTransfer(source=...))"
+            )
+        return self.source
+
+
+InitStrategy = Callable[[StrategyContext], TransferPlan]
+INIT_STRATEGIES: Registry[InitStrategy] = Registry("init strategy")
+
+
+def first_level_using(generator: NoiseGenerator, part: str) -> int:
+    """The lowest generator level whose image goes through ``part`` (``trunk``,
+    ``decoder.up{j}`` or ``head``). In ``stem``/``none`` growth everything runs from level 0; in
+    ``full`` growth the trunk runs from the bottleneck level on and stage ``up{j}`` ``j`` levels
+    later, and the head only at the last level (lower levels use their own to-image heads)."""
+    if generator.grow != "full":
+        return 0
+    bottleneck = generator.n_stem - 1
+    if part == "trunk":
+        return bottleneck
+    if part == "head":
+        return generator.n_levels - 1
+    if part.startswith("decoder.up"):
+        return bottleneck + int(part.removeprefix("decoder.up"))
+    raise ValueError(f"{part!r} is not a part of the shared renderer (trunk, decoder.up<j>, head)")
+
+
+def renderer_parts(generator: NoiseGenerator) -> list[str]:
+    """The shared renderer at freeze granularity: ``trunk``, ``decoder.up1`` .., ``head``."""
+    stages = [f"decoder.up{j}" for j in range(1, generator.decoder.n_stages + 1)]
+    return ["trunk", *stages, "head"]
+
+
+def renderer_copies(source: nn.Module, source_name: str) -> list[PartCopy]:
+    """Trunk, decoder and head of a CycleGAN generator into the noise generator."""
+    return [PartCopy(source, source_name, part, f"generator.{part}") for part in RENDERER]
+
+
+def renderer_freeze(ctx: StrategyContext) -> list[FreezeRule]:
+    """Freeze the transferred renderer for ``ctx.freeze_images``, per part from its level."""
+    generator = ctx.model.generator
+    return [
+        FreezeRule(
+            f"generator.{part}",
+            ctx.freeze_images,
+            first_level_using(generator, part) if ctx.freeze_from_level else 0,
+        )
+        for part in renderer_parts(generator)
+    ]
+
+
+def patch_stem_target(model: ProgressiveGAN, patchgan: nn.Module) -> str:
+    """The progressive discriminator's block that mirrors the PatchGAN ``stem``
+    (``discriminator.blocks.b<image side>``), or an error naming the knob that differs."""
+    disc = model.discriminator
+    knobs = getattr(patchgan, "knobs", {})
+    problems = []
+    if not disc.patch_stem:
+        problems.append("the progressive discriminator has patch_stem=False (set it to true)")
+    for knob in ("spatial_dims", "in_channels", "base_width"):
+        if knob in knobs and knobs[knob] != disc.knobs[knob]:
+            problems.append(
+                f"{knob}: {disc.knobs[knob]!r} here, {knobs[knob]!r} in the source d_t1"
+            )
+    if problems:
+        raise ValueError(
+            "the T1 PatchGAN's stem cannot be copied into the progressive discriminator: "
+            + "; ".join(problems)
+        )
+    return f"discriminator.blocks.b{disc.resolutions[-1]}"
+
+
+# ---- the strategies of DESIGN.md ---------------------------------------------------------------
+
+
+@INIT_STRATEGIES.register("scratch")
+def scratch(ctx: StrategyContext) -> TransferPlan:
+    """Random initialization: the baseline; nothing is copied."""
+    return TransferPlan()
+
+
+@INIT_STRATEGIES.register("cyclegan")
+def cyclegan(ctx: StrategyContext) -> TransferPlan:
+    """Trunk + decoder + head from the trained T2 -> T1 generator."""
+    source = ctx.require_source("cyclegan")
+    return TransferPlan(copies=renderer_copies(source.generator("t2_to_t1"), "g_t2_to_t1"))
+
+
+@INIT_STRATEGIES.register("cyclegan_frozen")
+def cyclegan_frozen(ctx: StrategyContext) -> TransferPlan:
+    """As ``cyclegan``; the transferred weights are frozen for ``freeze_images`` images shown
+    (in ``full`` growth counted from each part's level by default), then released."""
+    source = ctx.require_source("cyclegan_frozen")
+    return TransferPlan(
+        copies=renderer_copies(source.generator("t2_to_t1"), "g_t2_to_t1"),
+        freeze=renderer_freeze(ctx),
+    )
+
+
+@INIT_STRATEGIES.register("cyclegan_g_and_d")
+def cyclegan_g_and_d(ctx: StrategyContext) -> TransferPlan:
+    """As ``cyclegan``, plus the T1 PatchGAN's stem into the progressive discriminator's
+    highest-resolution block (``patch_stem=True``: the same 4x4 stride-2 convolution; the layers
+    below differ in kernel and normalization, so only that one matches)."""
+    source = ctx.require_source("cyclegan_g_and_d")
+    copies = renderer_copies(source.generator("t2_to_t1"), "g_t2_to_t1")
+    d_t1 = source.discriminator("t1")
+    target = patch_stem_target(ctx.model, d_t1)
+    copies.append(PartCopy(d_t1, "d_t1", "stem.conv", f"{target}.conv0"))
+    return TransferPlan(copies=copies)
+
+
+@INIT_STRATEGIES.register("cyclegan_untrained")
+def cyclegan_untrained(ctx: StrategyContext) -> TransferPlan:
+    """The ``cyclegan`` copy from a CycleGAN generator with the source's knobs that was never
+    trained (the CycleGAN recipe's N(0, 0.02) init, seeded): separates learned weights from the
+    init scheme. Without a source the noise GAN's own knobs are used."""
+    if ctx.source is not None:
+        generator = ctx.source.untrained_generator(ctx.seed)
+    else:
+        from gan_init.transfer.transfer import untrained_generator
+
+        generator = untrained_generator(ctx.model.generator.spec, ctx.seed)
+    return TransferPlan(copies=renderer_copies(generator, "untrained g_t2_to_t1"))
+
+
+@INIT_STRATEGIES.register("cyclegan_t1_to_t2")
+def cyclegan_t1_to_t2(ctx: StrategyContext) -> TransferPlan:
+    """The ``cyclegan`` copy from the other generator (it renders T2): a control."""
+    source = ctx.require_source("cyclegan_t1_to_t2")
+    return TransferPlan(copies=renderer_copies(source.generator("t1_to_t2"), "g_t1_to_t2"))

@@ -1,0 +1,298 @@
+"""Applying an init strategy's plan to a noise GAN: source loading, knob check, strict copy,
+freezing and the transfer summary. Pure functions of modules and files (no Lightning, no logger);
+``gan_init.callbacks.WeightTransfer`` calls them at fit start."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from gan_init.networks.backbones import BackboneSpec
+from gan_init.networks.cyclegan import CycleGANGenerator, PatchGANDiscriminator
+from gan_init.nn.layers import init_weights
+from gan_init.transfer.checkpoints import (
+    CheckpointError,
+    copy_params,
+    effective_state,
+    is_project_checkpoint,
+    safe_load,
+    sub_state,
+)
+from gan_init.transfer.load import load_cyclegan_discriminator, load_cyclegan_generator
+from gan_init.transfer.strategies import (
+    INIT_STRATEGIES,
+    FreezeRule,
+    StrategyContext,
+    TransferPlan,
+)
+
+# Knobs that change how a layer stores its weights, not what it computes: the copy moves
+# effective weights (DESIGN.md, "Where progressive growing meets the transferred part").
+PARAMETERIZATION_KNOBS = ("equalized_lr",)
+
+# The parts a summary reports, as module paths in the ``ProgressiveGAN``.
+SUMMARY_PARTS = {
+    "latent_stem": "generator.latent_stem",
+    "trunk": "generator.trunk",
+    "decoder": "generator.decoder",
+    "head": "generator.head",
+    "to_image": "generator.to_image",
+    "discriminator": "discriminator",
+}
+
+
+def untrained_generator(
+    spec: BackboneSpec, seed: int, scheme: str = "normal", std: float = 0.02
+) -> CycleGANGenerator:
+    """A CycleGAN generator with ``spec``'s knobs, initialized as the CycleGAN recipe does
+    (N(0, ``std``), Zhu et al. 2017) from ``seed`` alone, so every rank builds the same one."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        generator = CycleGANGenerator(spec)
+        init_weights(generator, scheme, std)
+    return generator.eval()
+
+
+class TransferSource:
+    """The CycleGAN a noise GAN starts from, loaded on demand (each network once).
+
+    Args:
+        path: a gan-init CycleGAN checkpoint, or a canonical PyTorch CycleGAN generator file
+            (``latest_net_G_B.pth``: it is the generator whatever direction is asked for).
+        spatial_dims: the noise GAN's; a network of other dimensionality is an error.
+        discriminator_path: where the T1 discriminator is when ``path`` holds none (a canonical
+            ``latest_net_D_B.pth``); default: ``path``.
+    """
+
+    def __init__(
+        self, path: str | Path, spatial_dims: int, discriminator_path: str | Path | None = None
+    ) -> None:
+        self.path = Path(path)
+        self.discriminator_path = Path(discriminator_path) if discriminator_path else self.path
+        self.spatial_dims = spatial_dims
+        self._generators: dict[str, CycleGANGenerator] = {}
+        self._discriminators: dict[str, PatchGANDiscriminator] = {}
+        self._hparams: dict[str, Any] | None = None
+
+    def generator(self, direction: str = "t2_to_t1") -> CycleGANGenerator:
+        if direction not in self._generators:
+            self._generators[direction] = load_cyclegan_generator(
+                self.path, direction, spatial_dims=self.spatial_dims
+            )
+        return self._generators[direction]
+
+    def discriminator(self, domain: str = "t1") -> PatchGANDiscriminator:
+        if domain not in self._discriminators:
+            self._discriminators[domain] = load_cyclegan_discriminator(
+                self.discriminator_path, domain, spatial_dims=self.spatial_dims
+            )
+        return self._discriminators[domain]
+
+    @property
+    def spec(self) -> BackboneSpec:
+        """The source's backbone knobs (those of its T2 -> T1 generator)."""
+        return self.generator("t2_to_t1").spec
+
+    def hparams(self) -> dict[str, Any]:
+        """The CycleGAN's hyperparameters (empty for a canonical file)."""
+        if self._hparams is None:
+            obj = safe_load(self.path)
+            self._hparams = (
+                dict(obj.get("hyper_parameters", {})) if is_project_checkpoint(obj) else {}
+            )
+        return self._hparams
+
+    def untrained_generator(self, seed: int) -> CycleGANGenerator:
+        """A never-trained generator with the source's knobs and init recipe."""
+        hp = self.hparams()
+        scheme = hp.get("init", "normal")
+        scheme = "normal" if scheme == "none" else scheme
+        return untrained_generator(self.spec, seed, scheme, float(hp.get("init_std", 0.02)))
+
+
+def make_plan(
+    init_strategy: str,
+    model: nn.Module,
+    source: TransferSource | None,
+    *,
+    freeze_images: int = 5_000,
+    freeze_from_level: bool = True,
+    seed: int = 0,
+) -> TransferPlan:
+    """The plan of strategy ``init_strategy`` for ``model`` (a ``ProgressiveGAN``)."""
+    try:
+        strategy = INIT_STRATEGIES.get(init_strategy)
+    except KeyError as err:
+        raise ValueError(err.args[0]) from None
+    ctx = StrategyContext(model, source, freeze_images, freeze_from_level, seed)  # type: ignore[arg-type]
+    return strategy(ctx)
+
+
+def check_backbone(here: BackboneSpec, source: BackboneSpec, source_name: str) -> None:
+    """Refuse a noise generator whose backbone knobs differ from the source's, naming each."""
+    if here.spatial_dims != source.spatial_dims:
+        raise ValueError(
+            f"the source {source_name} is {source.spatial_dims}D but the noise GAN is "
+            f"{here.spatial_dims}D (spatial_dims)"
+        )
+    differences = here.diff(source, ignore=PARAMETERIZATION_KNOBS)
+    if differences:
+        knobs = {k: v for k, v in source.to_dict().items() if k not in PARAMETERIZATION_KNOBS}
+        raise ValueError(
+            f"the noise generator's backbone differs from the source {source_name}'s ('here' is "
+            f"the noise GAN, 'there' the source): {'; '.join(differences)}. The backbone knobs "
+            f"come from the source: set model.init_args.generator.init_args.backbone to {knobs}"
+        )
+
+
+@dataclass(frozen=True)
+class CopiedTensor:
+    source: str  # "g_t2_to_t1.trunk.blocks.0.conv1.weight"
+    target: str  # "generator.trunk.blocks.0.conv1.weight"
+
+
+def _join(prefix: str, key: str) -> str:
+    return f"{prefix}.{key}" if prefix else key
+
+
+def _check_copy(src: Mapping[str, Tensor], dst: Mapping[str, Tensor], name: str) -> list[str]:
+    """Every key and shape of one part copy, both ways (nothing missing, nothing extra)."""
+    problems = [f"{name}: no tensors in the source"] if not src else []
+    for key, tensor in src.items():
+        if key not in dst:
+            problems.append(f"{name}: unexpected key {key!r} (found shape {tuple(tensor.shape)})")
+        elif tensor.shape != dst[key].shape:
+            problems.append(
+                f"{name}: key {key!r}: expected shape {tuple(dst[key].shape)}, "
+                f"found shape {tuple(tensor.shape)}"
+            )
+    problems += [
+        f"{name}: missing key {key!r} (expected shape {tuple(t.shape)})"
+        for key, t in dst.items()
+        if key not in src
+    ]
+    return problems
+
+
+@torch.no_grad()
+def apply_plan(plan: TransferPlan, model: nn.Module) -> list[CopiedTensor]:
+    """Copy every tensor the plan names into ``model``, all or nothing.
+
+    Source generators are checked against the noise generator's backbone knobs first, then every
+    key and shape of every part; only when all fit is anything written (effective weights, so
+    equalized learning rate on either side is handled). Raises ``ValueError`` (knobs) or
+    ``CheckpointError`` (keys, shapes) naming what does not fit.
+    """
+    generator = model.get_submodule("generator")
+    for copy in plan.copies:
+        if isinstance(copy.source, CycleGANGenerator) and copy.dst_prefix.startswith("generator."):
+            check_backbone(generator.spec, copy.source.spec, copy.source_name)
+
+    staged = []
+    problems: list[str] = []
+    for copy in plan.copies:
+        name = f"{_join(copy.source_name, copy.src_prefix)} -> {copy.dst_prefix}"
+        try:
+            target = model.get_submodule(copy.dst_prefix)
+        except AttributeError:
+            problems.append(f"{name}: the noise GAN has no module {copy.dst_prefix!r}")
+            continue
+        src = sub_state(effective_state(copy.source), copy.src_prefix)
+        problems += _check_copy(src, target.state_dict(), name)
+        staged.append((copy, src, target))
+    if problems:
+        shown = "\n  ".join(problems[:12])
+        more = f"\n  ... and {len(problems) - 12} more" if len(problems) > 12 else ""
+        raise CheckpointError(
+            f"the source does not fit the noise GAN ({len(problems)} problem(s)); nothing was "
+            f"copied:\n  {shown}{more}"
+        )
+
+    copied = []
+    for copy, src, target in staged:
+        for key in copy_params(src, target, require_all=True):
+            copied.append(
+                CopiedTensor(
+                    _join(_join(copy.source_name, copy.src_prefix), key),
+                    _join(copy.dst_prefix, key),
+                )
+            )
+    return copied
+
+
+def _under(name: str, prefix: str) -> bool:
+    return name == prefix or name.startswith(prefix + ".")
+
+
+def frozen_now(
+    rules: Iterable[FreezeRule], images_shown: int, level_reached_at: Mapping[int, int]
+) -> list[str]:
+    """Prefixes whose rule still holds: their level not reached yet, or fewer than ``images``
+    images shown since it was."""
+    held = []
+    for rule in rules:
+        reached = level_reached_at.get(rule.level)
+        if rule.images is None or reached is None or images_shown < reached + rule.images:
+            held.append(rule.prefix)
+    return held
+
+
+def set_frozen(model: nn.Module, rules: Iterable[FreezeRule], frozen: Iterable[str]) -> None:
+    """``requires_grad`` False under the ``frozen`` prefixes, True under the other rule prefixes;
+    parameters no rule names are left alone. A frozen parameter gets no gradient, so Adam skips
+    it (no update, no weight decay, no moment update)."""
+    ruled = [rule.prefix for rule in rules]
+    frozen = list(frozen)
+    for name, param in model.named_parameters():
+        if any(_under(name, p) for p in ruled):
+            param.requires_grad_(not any(_under(name, p) for p in frozen))
+
+
+def transfer_summary(
+    model: nn.Module,
+    copied: Iterable[CopiedTensor],
+    frozen: Iterable[str],
+) -> dict[str, Any]:
+    """Per part (``SUMMARY_PARTS``): tensors and parameters in total, copied, left at init,
+    frozen. ``tensors`` counts state_dict entries, ``parameters`` their elements."""
+    state = model.state_dict()
+    params = dict(model.named_parameters())
+    copied_keys = {c.target for c in copied}
+    frozen = list(frozen)
+    fields = [f"{kind}{unit}" for kind in ("", "copied_", "init_", "frozen_")
+              for unit in ("tensors", "parameters")]  # fmt: skip
+    parts: dict[str, dict[str, int]] = {}
+    for part, prefix in SUMMARY_PARTS.items():
+        row = dict.fromkeys(fields, 0)
+        for key in (k for k in state if _under(k, prefix)):
+            kinds = ["", "copied_" if key in copied_keys else "init_"]
+            if key in params and any(_under(key, p) for p in frozen):
+                kinds.append("frozen_")
+            for kind in kinds:
+                row[f"{kind}tensors"] += 1
+                row[f"{kind}parameters"] += state[key].numel()
+        parts[part] = row
+    # The EMA copy of G and the level/alpha buffers are not counted: they are not initialization.
+    parts["total"] = {f: sum(row[f] for row in parts.values()) for f in fields}
+    return parts
+
+
+def summary_table(summary: Mapping[str, Any]) -> str:
+    """The summary as a fixed-width text table (one line per part)."""
+    head = f"{'part':<14}{'tensors':>8}{'params':>11}{'copied':>16}{'at init':>16}{'frozen':>16}"
+    lines = [head]
+    for part, row in summary["parts"].items():
+        cells = [
+            f"{row[f'{k}_tensors']} ({row[f'{k}_parameters']})"
+            for k in ("copied", "init", "frozen")
+        ]
+        lines.append(
+            f"{part:<14}{row['tensors']:>8}{row['parameters']:>11}"
+            + "".join(f"{c:>16}" for c in cells)
+        )
+    return "\n".join(lines)
