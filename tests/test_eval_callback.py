@@ -59,7 +59,8 @@ class FakeGAN(LightningModule):
         side = 8 if self.images_shown < 32 else 16
         self.sampled_sides.append(side)
         g = torch.Generator().manual_seed(seed or 0)
-        return torch.rand(n, 1, *(side,) * self.spatial_dims, generator=g) * 2 - 1
+        images = torch.rand(n, 1, *(side,) * self.spatial_dims, generator=g) * 2 - 1
+        return images * math.nan if self.loss_at else images  # a diverging GAN samples NaN
 
     def training_step(self, batch, batch_idx):
         self.images_shown += batch[0].shape[0]
@@ -86,7 +87,9 @@ def _trainer(tmp_path, callbacks, **kw):
     )
 
 
-@pytest.mark.parametrize("spatial_dims", [2, 3], ids=["2d", "3d"])
+@pytest.mark.parametrize(
+    "spatial_dims", [pytest.param(2, id="2d"), pytest.param(3, id="3d", marks=pytest.mark.slow)]
+)
 def test_evaluation_schedule_resolution_and_final_json(tmp_path, spatial_dims):
     cb = EvaluationCallback(
         every_n_images=16,
@@ -160,3 +163,18 @@ def test_stability_patience_ignores_single_spikes(tmp_path):
     trainer.fit(FakeGAN(loss_at={3: 100.0, 7: 100.0}), datamodule=FakeData())
     assert not stability.diverged and not (tmp_path / "divergence.json").exists()
     assert trainer.global_step == 16
+
+
+def test_diverged_run_final_evaluation_records_nonfinite(tmp_path):
+    evaluation = EvaluationCallback(
+        every_n_images=0,
+        final_metrics=("swd", "fid"),
+        n_samples=8,
+        n_real=8,
+        feature=FakeFeatures(),
+    )
+    trainer = _trainer(tmp_path, [StabilityCallback(), evaluation])
+    trainer.fit(FakeGAN(loss_at={2: math.nan}), datamodule=FakeData())
+    assert json.loads((tmp_path / "divergence.json").read_text())["global_step"] == 3
+    record = json.loads((tmp_path / "metrics_final.json").read_text())
+    assert record["metrics"] == {"nonfinite_samples": 1.0, "resolution": 8.0}

@@ -65,7 +65,8 @@ class EvaluationCallback(Callback):
     Logged (with ``progress/images_shown``, at the trainer's global step): ``eval/swd``,
     ``eval/swd_<res>``, ``eval/fid``, ``eval/kid``, ``eval/kid_std``, ``eval/precision``,
     ``eval/recall``, ``eval/msssim_fake``, ``eval/msssim_real``, ``eval/memo_fraction``,
-    ``eval/memo_nn_dist``, ``eval/memo_fraction_feat`` (those chosen), ``eval/resolution``.
+    ``eval/memo_nn_dist``, ``eval/memo_fraction_feat`` (those chosen), ``eval/resolution``;
+    only ``eval/nonfinite_samples`` = 1 when the generator returns NaN/inf (a diverged run).
     The values also enter ``trainer.callback_metrics`` (for checkpoint monitors and sweeps).
     """
 
@@ -183,6 +184,12 @@ class EvaluationCallback(Callback):
         n_local = -(-self.n_samples // world)
         fake = pl_module.sample(n_local, seed=self.seed + 7919 * rank, ema=True).float()
         size = tuple(fake.shape[2:])
+        finite = trainer.strategy.reduce_boolean_decision(
+            bool(torch.isfinite(fake).all()), all=True
+        )
+        if not finite:
+            # A diverged generator: no metric is meaningful (and FID's eigensolver would fail).
+            return self._log(trainer, pl_module, {"nonfinite_samples": 1.0, "resolution": size[-1]})
         need_features = any(m in FEATURE_METRICS for m in metrics) or (
             "memo" in metrics and self.feature is not None
         )
@@ -205,6 +212,10 @@ class EvaluationCallback(Callback):
             pairs_path=pairs,
         )
         values["resolution"] = float(size[-1])
+        return self._log(trainer, pl_module, values)
+
+    def _log(self, trainer: Trainer, pl_module: LightningModule, values: dict[str, float]) -> dict:
+        values = {k: float(v) for k, v in values.items()}
         logged = {f"eval/{k}": v for k, v in values.items()}
         for name, value in logged.items():
             trainer.callback_metrics[name] = torch.tensor(value)
