@@ -37,8 +37,25 @@ def test_schedule_single_level_and_scalar_values():
     assert s.total_images == 100 and s.progress_at(0) == (0, 1.0) and s.progress_at(500) == (0, 1.0)
     s = built(2, train_images=[5], fade_images=4, batch_size=[8, 4])
     assert s.progress_at(7) == (1, 0.5) and s.batch_sizes == [8, 4]
-    with pytest.raises(ValueError, match="2 levels"):
-        built(2, train_images=[1, 2, 3])
+    with pytest.raises(ValueError, match="2 values for a generator with 3 levels"):
+        built(3, train_images=[1, 2], fade_images=0)
+
+
+def test_full_schedule_drives_fewer_levels_with_the_same_budget():
+    """grow: stem / none keep the highest levels of a full-growth schedule; the dropped levels'
+    images go to the first kept level, so every growth mode shows as many images."""
+    kwargs = dict(
+        train_images=[10, 20, 30, 40], fade_images=[0, 5, 6, 7], batch_size=[32, 16, 8, 4]
+    )
+    full = built(4, **kwargs)
+    stem = built(2, **kwargs)
+    one = built(1, **kwargs)
+    assert full.total_images == stem.total_images == one.total_images == 118
+    # stem: level 0 = 10 + 5 + 20 + 6 + 30 images, then the last level's fade and training.
+    assert stem.progress_at(70) == (0, 1.0) and stem.progress_at(72) == (1, pytest.approx(1 / 7))
+    assert stem.batch_sizes == [8, 4] and one.batch_sizes == [4]
+    with pytest.raises(ValueError, match="train_images has 4 values but fade_images 3"):
+        built(2, train_images=[1, 2, 3, 4], fade_images=[0, 1, 2])
 
 
 # ---- a tiny model and data module, trained through a real Trainer ------------------------------

@@ -20,7 +20,7 @@ def _per_level(name: str, value: int | Sequence[int], n_levels: int) -> list[int
     values = [int(value)] * n_levels if isinstance(value, int) else [int(v) for v in value]
     if len(values) == 1:
         values = values * n_levels
-    if len(values) != n_levels:
+    if len(values) < n_levels:
         raise ValueError(
             f"{name}: {len(values)} values for a generator with {n_levels} levels "
             "(give one per level, or a single value for all)"
@@ -60,13 +60,33 @@ class ProgressiveSchedule(Callback):
 
     def build(self, n_levels: int) -> None:
         """Resolve the per-level lists for a generator with ``n_levels`` levels."""
-        train = _per_level("train_images", self.train_images, n_levels)
-        fade = _per_level("fade_images", self.fade_images, n_levels)
+        written = max(
+            [n_levels]
+            + [len(v) for v in (self.train_images, self.fade_images) if not isinstance(v, int)]
+        )
+        train = _per_level("train_images", self.train_images, written)
+        fade = _per_level("fade_images", self.fade_images, written)
+        # A schedule written for more levels (``grow: full``) also drives a generator with fewer
+        # (``grow: stem`` or ``none``, whose levels are the full schedule's highest resolutions):
+        # it keeps the last levels, and the images of the dropped ones go to the first kept level,
+        # so every growth mode shows the same number of images (a fair comparison).
+        dropped = len(train) - n_levels
+        if len(fade) != len(train):
+            raise ValueError(
+                f"train_images has {len(train)} values but fade_images {len(fade)}: "
+                "give one per level, or a single value for all"
+            )
+        if dropped:
+            budget = sum(train[: dropped + 1]) + sum(fade[1 : dropped + 1])
+            train = [budget, *train[dropped + 1 :]]
+            fade = fade[dropped:]
         fade[0] = 0
         self.n_levels = n_levels
         self.fade = fade
         self.batch_sizes = (
-            None if self.batch_size is None else _per_level("batch_size", self.batch_size, n_levels)
+            None
+            if self.batch_size is None
+            else _per_level("batch_size", self.batch_size, n_levels)[-n_levels:]
         )
         # Start of each level's fade-in, in images shown; the schedule ends at bounds[-1].
         self._bounds = [0]
