@@ -60,10 +60,17 @@ class ProgressiveSchedule(Callback):
 
     def build(self, n_levels: int) -> None:
         """Resolve the per-level lists for a generator with ``n_levels`` levels."""
-        written = max(
-            [n_levels]
-            + [len(v) for v in (self.train_images, self.fade_images) if not isinstance(v, int)]
-        )
+        lengths = {
+            name: len(v)
+            for name, v in (("train_images", self.train_images), ("fade_images", self.fade_images))
+            if not isinstance(v, int) and len(v) > 1
+        }
+        if len(set(lengths.values())) > 1:
+            raise ValueError(
+                f"train_images has {lengths['train_images']} values but fade_images "
+                f"{lengths['fade_images']}: give one per level, or a single value for all"
+            )
+        written = max([n_levels, *lengths.values()])
         train = _per_level("train_images", self.train_images, written)
         fade = _per_level("fade_images", self.fade_images, written)
         # A schedule written for more levels (``grow: full``) also drives a generator with fewer
@@ -71,11 +78,6 @@ class ProgressiveSchedule(Callback):
         # it keeps the last levels, and the images of the dropped ones go to the first kept level,
         # so every growth mode shows the same number of images (a fair comparison).
         dropped = len(train) - n_levels
-        if len(fade) != len(train):
-            raise ValueError(
-                f"train_images has {len(train)} values but fade_images {len(fade)}: "
-                "give one per level, or a single value for all"
-            )
         if dropped:
             budget = sum(train[: dropped + 1]) + sum(fade[1 : dropped + 1])
             train = [budget, *train[dropped + 1 :]]
