@@ -205,6 +205,8 @@ class WeightTransfer(Callback):
         return frozen
 
     def _report(self, trainer: Trainer) -> None:
+        # trainer.log_dir broadcasts from rank 0: every rank must ask, or rank 0 waits forever.
+        log_dir = Path(trainer.log_dir or trainer.default_root_dir)
         if not trainer.is_global_zero or self.summary is None:
             return
         s = self.summary
@@ -232,6 +234,5 @@ class WeightTransfer(Callback):
                 columns = ["part", *next(iter(s["parts"].values()))]
                 rows = [[part, *row.values()] for part, row in s["parts"].items()]
                 logger.log_table("transfer/summary", columns=columns, data=rows)
-        log_dir = Path(trainer.log_dir or trainer.default_root_dir)
         log_dir.mkdir(parents=True, exist_ok=True)
         (log_dir / SUMMARY_FILE).write_text(json.dumps(s, indent=2) + "\n")

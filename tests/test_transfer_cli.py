@@ -1,0 +1,109 @@
+"""The command line: ``gan-init fit --config ... --init_strategy NAME --source CKPT`` (also the
+``--key=value`` form a W&B sweep passes), a WeightTransfer written in YAML, and clear refusals."""
+
+import json
+
+import pytest
+import torch
+import yaml
+
+from gan_init.callbacks import WeightTransfer
+from gan_init.lightning_cli import GanInitCLI
+from tests.transfer_helpers import save_cyclegan, tiny_spec
+
+
+def noise_config(tmp_path, callbacks=None) -> str:
+    spec = tiny_spec(2).to_dict()
+    config = {
+        "seed_everything": 0,
+        "trainer": {
+            "accelerator": "cpu", "devices": 1, "max_steps": 2, "logger": False,
+            "enable_checkpointing": False, "enable_progress_bar": False,
+            "enable_model_summary": False, "default_root_dir": str(tmp_path / "run"),
+            "callbacks": callbacks or [],
+        },
+        "model": {
+            "class_path": "gan_init.models.ProgressiveGAN",
+            "init_args": {
+                "generator": {
+                    "class_path": "gan_init.networks.NoiseGenerator",
+                    "init_args": {
+                        "backbone": spec, "image_size": 16, "latent_dim": 8, "grow": "stem",
+                        "start_resolution": 2,
+                    },
+                },
+                "discriminator": {
+                    "class_path": "gan_init.networks.ProgressiveDiscriminator",
+                    "init_args": {
+                        "spatial_dims": 2, "image_size": 16, "min_resolution": 2,
+                        "base_width": 4, "patch_stem": True,
+                    },
+                },
+            },
+        },
+        "data": {"class_path": "tests.transfer_helpers.BlobData", "init_args": {"spatial_dims": 2}},
+    }  # fmt: skip
+    path = tmp_path / "noise.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return str(path)
+
+
+def transfers(cli) -> list[WeightTransfer]:
+    return [cb for cb in cli.trainer.callbacks if isinstance(cb, WeightTransfer)]
+
+
+def test_shortcut_flags_add_and_run_the_transfer(tmp_path):
+    cyclegan = save_cyclegan(tmp_path / "c.ckpt", tiny_spec(2))
+    cli = GanInitCLI(
+        args=["fit", "--config", noise_config(tmp_path), "--init_strategy", "cyclegan",
+              "--source", str(tmp_path / "c.ckpt")]
+    )  # fmt: skip
+    (transfer,) = transfers(cli)
+    assert transfer.init_strategy == "cyclegan" and transfer.source == str(tmp_path / "c.ckpt")
+    summary = json.loads((tmp_path / "run" / "transfer_summary.json").read_text())
+    assert summary["parts"]["trunk"]["copied_tensors"] == 4
+    # The generator was then trained two steps; the EMA started from the transferred head.
+    ema_head = cli.model.generator_ema.head.conv.weight
+    assert torch.allclose(ema_head, cyclegan.g_t2_to_t1.head.conv.weight, atol=1e-3)
+
+
+def test_sweep_style_flags_configure_the_yaml_callback(tmp_path):
+    save_cyclegan(tmp_path / "c.ckpt", tiny_spec(2))
+    callbacks = [
+        {
+            "class_path": "gan_init.callbacks.WeightTransfer",
+            "init_args": {"init_strategy": "scratch", "freeze_images": 6},
+        }
+    ]
+    cli = GanInitCLI(
+        args=["fit", f"--config={noise_config(tmp_path, callbacks)}",
+              "--init_strategy=cyclegan_frozen", f"--source={tmp_path / 'c.ckpt'}"]
+    )  # fmt: skip
+    (transfer,) = transfers(cli)
+    assert transfer.init_strategy == "cyclegan_frozen" and transfer.freeze_images == 6
+    assert [r.images for r in transfer.rules] == [6] * 4
+
+
+def test_flags_are_refused_for_a_cyclegan_and_typos_get_did_you_mean(tmp_path):
+    with pytest.raises(ValueError, match=r"did you mean 'cyclegan_frozen'"):
+        GanInitCLI(args=["fit", "--config", noise_config(tmp_path), "--init_strategy", "frozen"])
+    config = yaml.safe_load(open(noise_config(tmp_path)))
+    spec = tiny_spec(2).to_dict()
+    config["model"] = {
+        "class_path": "gan_init.models.CycleGAN",
+        "init_args": {
+            "generator": {
+                "class_path": "gan_init.networks.CycleGANGenerator",
+                "init_args": {"backbone": spec},
+            },
+            "discriminator": {
+                "class_path": "gan_init.networks.PatchGANDiscriminator",
+                "init_args": {"base_width": 4, "n_layers": 1},
+            },
+        },
+    }
+    (tmp_path / "cyclegan.yaml").write_text(yaml.safe_dump(config))
+    with pytest.raises(ValueError, match="weight transfer starts a noise GAN.*CycleGAN"):
+        GanInitCLI(
+            args=["fit", "--config", str(tmp_path / "cyclegan.yaml"), "--init_strategy", "cyclegan"]
+        )
