@@ -282,7 +282,10 @@ def run_pipeline(opts: PipelineOptions) -> dict[str, Any]:
         cmd += ["--n", str(opts.n_samples), "--out", str(samples), "--seed", "0"]
         if subprocess.run(cmd, env=_env(run_dir, shared_stage=False)).returncode != 0:
             samples = None
-    metrics = read_json(_find(run_dir, "metrics_final.json") or run_dir / "-") or {}
+    final = read_json(_find(run_dir, "metrics_final.json") or run_dir / "-") or {}
+    metrics = {f"eval/{k}": v for k, v in (final.get("metrics") or {}).items()}
+    if "images_shown" in final:
+        metrics["progress/images_shown"] = final["images_shown"]
     summary = {
         "status": status,
         "exit_code": code,

@@ -32,6 +32,7 @@ from gan_init.metrics.evaluate import (
     extract_features,
 )
 from gan_init.metrics.features import load_feature_extractor
+from gan_init.metrics.swd import NHOOD_SIZE
 from gan_init.registry import check_choice
 
 
@@ -190,6 +191,11 @@ class EvaluationCallback(Callback):
         if not finite:
             # A diverged generator: no metric is meaningful (and FID's eigensolver would fail).
             return self._log(trainer, pl_module, {"nonfinite_samples": 1.0, "resolution": size[-1]})
+        if min(size) < NHOOD_SIZE:
+            # SWD's 7x7 neighbourhoods do not fit the earliest levels (4 px): skip it there.
+            metrics = [m for m in metrics if m != "swd"]
+            if not metrics:
+                return {}
         need_features = any(m in FEATURE_METRICS for m in metrics) or (
             "memo" in metrics and self.feature is not None
         )

@@ -1,0 +1,142 @@
+"""Miniature end-to-end runs of the experiment: `gan-init pipeline` and `gan-init sweep`, then
+`gan-init report`, on the built-in data at tiny sizes (a few steps each)."""
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from gan_init.commands import pipeline as pipeline_cmd
+from gan_init.pipeline import CONFIGS, PipelineOptions, load_yaml, resolve_config
+from gan_init.report import write_report
+from gan_init.sweep import run_sweep
+
+pytestmark = pytest.mark.slow
+
+
+def tiny_configs(tmp_path: Path, dims: int) -> tuple[Path, Path]:
+    """The shipped CPU configs of ``dims``, shrunk: 16 px images, widths 4, a few steps."""
+    size = 16
+    cyc = load_yaml(CONFIGS / f"cyclegan_{dims}d.yaml")
+    cyc["trainer"].update(max_epochs=1, log_every_n_steps=1, enable_progress_bar=False)
+    cyc["model"]["init_args"].update(epochs_constant=1, epochs_decay=0, ssim_kernel=3)
+    backbone = dict(base_width=4, n_blocks=1)
+    cyc["model"]["init_args"]["generator"]["init_args"]["backbone"].update(backbone)
+    cyc["model"]["init_args"]["discriminator"]["init_args"].update(base_width=4, n_layers=1)
+    cyc["data"]["init_args"].update(size=size, batch_size=2, samples_per_epoch=4, val_samples=2)
+
+    noise = load_yaml(CONFIGS / f"noise_{dims}d.yaml")
+    noise["trainer"].update(log_every_n_steps=1, enable_progress_bar=False)
+    gen = noise["model"]["init_args"]["generator"]["init_args"]
+    gen.update(image_size=size, latent_dim=8)
+    gen["backbone"].update(backbone)
+    noise["model"]["init_args"]["discriminator"]["init_args"].update(
+        image_size=size, base_width=4, max_width=8
+    )
+    noise["data"]["init_args"].update(size=size, batch_size=2, samples_per_epoch=4)
+    callbacks = []
+    for cb in noise["trainer"]["callbacks"]:
+        kind = cb["class_path"].rsplit(".", 1)[-1]
+        if kind == "ProgressiveSchedule":
+            n = len(cb["init_args"]["train_images"])
+            cb["init_args"] = dict(train_images=[4] * n, fade_images=[2] * n, batch_size=[2] * n)
+            if dims == 3:  # 16^3 with n_down 2: levels 4 and 8 (stem), then the decoder's 8, 16
+                cb["init_args"] = dict(train_images=4, fade_images=2, batch_size=2)
+        elif kind == "EvaluationCallback":
+            cb["init_args"].update(
+                every_n_images=8, metrics=["swd"], costly_metrics=[], final_metrics=["swd", "msssim"],
+                n_samples=4, n_real=4, n_train=4, feature=None,
+            )  # fmt: skip
+        elif kind == "ModelCheckpoint":
+            cb["init_args"]["every_n_train_steps"] = 4
+        callbacks.append(cb)
+    noise["trainer"]["callbacks"] = callbacks
+    paths = tmp_path / f"cyclegan_{dims}d.yaml", tmp_path / f"noise_{dims}d.yaml"
+    paths[0].write_text(yaml.safe_dump(cyc))
+    paths[1].write_text(yaml.safe_dump(noise))
+    return paths
+
+
+def test_resolved_config_sends_everything_into_the_run_folder(tmp_path):
+    config = resolve_config(
+        load_yaml(CONFIGS / "noise_2d.yaml"), tmp_path / "run", seed=3, run_name="r", group="g"
+    )
+    assert config["seed_everything"] == 3
+    assert config["trainer"]["default_root_dir"] == str(tmp_path / "run")
+    for logger in config["trainer"]["logger"]:
+        assert logger["init_args"]["save_dir"] == str(tmp_path / "run")
+    ckpt = [
+        c for c in config["trainer"]["callbacks"] if c["class_path"].endswith("ModelCheckpoint")
+    ]
+    assert ckpt[0]["init_args"]["dirpath"] == str(tmp_path / "run" / "checkpoints")
+
+
+def test_bad_pipeline_options_are_named():
+    with pytest.raises(ValueError, match="did you mean 'cyclegan'"):
+        PipelineOptions(init_strategy="cyclgan")
+    with pytest.raises(ValueError, match="--grow"):
+        PipelineOptions(grow="stme")
+    assert pipeline_cmd.main(["--init_strategy", "nope"]) == 2
+
+
+@pytest.mark.parametrize("dims", [2, 3])
+def test_miniature_pipeline_end_to_end(tmp_path, dims, capsys):
+    cyc, noise = tiny_configs(tmp_path, dims)
+    runs = tmp_path / "runs"
+    args = ["--dims", str(dims), "--cyclegan_config", str(cyc), "--noise_config", str(noise)]
+    args += ["--runs_dir", str(runs), "--n_samples", "4", "--grow", "stem"]
+    assert pipeline_cmd.main(args) == 0
+    out = capsys.readouterr().out
+    run = runs / f"{dims}d" / "cyclegan-stem-seed0"
+    assert f"run:     {run}" in out
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["status"] == "finished", summary
+    assert summary["source"].endswith("last.ckpt") and Path(summary["source"]).is_file()
+    assert "eval/swd" in summary["metrics"] and summary["metrics"]["eval/swd"] >= 0
+    assert (run / "config.yaml").is_file() and (run / "summary.md").is_file()
+    assert list((run / "samples").glob("*.png"))
+    transfer = json.loads(next(run.rglob("transfer_summary.json")).read_text())
+    assert "cyclegan" in json.dumps(transfer)
+    assert list(run.rglob("metrics.csv")) and list(run.rglob("wandb"))
+
+    # Same seed, another strategy: the CycleGAN stage is reused, not trained again.
+    args2 = [a if a != "stem" else "full" for a in args] + ["--init_strategy", "cyclegan_frozen"]
+    assert pipeline_cmd.main(args2) == 0
+    assert "CycleGAN stage: reusing" in capsys.readouterr().out
+    assert len(list((runs / "cyclegan").iterdir())) == 1
+    # A finished run is skipped.
+    assert pipeline_cmd.main(args) == 0
+    assert "already finished; skipping" in capsys.readouterr().out
+
+    report = write_report(runs)
+    text = report.read_text()
+    assert f"## {dims}D" in text and "cyclegan (stem)" in text and "cyclegan_frozen (full)" in text
+
+
+def test_miniature_sweep_survives_a_restart_and_reports(tmp_path):
+    cyc, noise = tiny_configs(tmp_path, 2)
+    sweep = {
+        "method": "grid",
+        "metric": {"name": "eval/swd", "goal": "minimize"},
+        "parameters": {
+            "dims": {"value": 2},
+            "init_strategy": {"values": ["scratch", "cyclegan"]},
+            "grow": {"value": "stem"},
+            "seed": {"values": [0]},
+            "n_samples": {"value": 4},
+            "cyclegan_config": {"value": str(cyc)},
+            "noise_config": {"value": str(noise)},
+        },
+        "command": ["gan-init", "pipeline", "${args}"],
+    }
+    path = tmp_path / "mini.yaml"
+    path.write_text(yaml.safe_dump(sweep))
+    runs = tmp_path / "runs"
+    state = run_sweep(path, runs_dir=runs, max_runs=1)  # stopped after the first run
+    assert [r["status"] for r in state.runs] == ["finished"]
+    state = run_sweep(path, runs_dir=runs)
+    assert sorted(r["params"]["init_strategy"] for r in state.runs) == ["cyclegan", "scratch"]
+    assert all(r["status"] == "finished" and "eval/swd" in r["metrics"] for r in state.runs)
+    report = write_report(runs).read_text()
+    assert "scratch (stem)" in report and "cyclegan (stem)" in report
