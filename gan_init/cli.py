@@ -19,10 +19,16 @@ EXTRA_COMMANDS: dict[str, tuple[str, str]] = {
     "data": ("gan_init.commands.data", "check a dataset: what was found, and a PNG preview"),
     "sample": ("gan_init.commands.sample", "write samples from a noise-GAN checkpoint"),
     "translate": ("gan_init.commands.translate", "apply a CycleGAN generator to a NIfTI file"),
-    "pipeline": ("gan_init.commands.pipeline", "the whole experiment: CycleGAN -> transfer -> noise GAN"),
+    "pipeline": (
+        "gan_init.commands.pipeline",
+        "the whole experiment: CycleGAN -> transfer -> noise GAN",
+    ),
     "sweep": ("gan_init.commands.sweep", "run a W&B sweep file locally, resumably"),
     "report": ("gan_init.commands.report", "Markdown report with plots from a runs folder"),
-    "evaluate": ("gan_init.commands.evaluate", "metrics of a noise-GAN checkpoint (SWD, FID, ...) as JSON"),
+    "evaluate": (
+        "gan_init.commands.evaluate",
+        "metrics of a noise-GAN checkpoint (SWD, FID, ...) as JSON",
+    ),
 }
 
 LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
