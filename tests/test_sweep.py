@@ -30,9 +30,8 @@ FAKE_RUN = textwrap.dedent(
 
 @pytest.mark.parametrize("path", sorted(SWEEPS.glob("*.yaml")), ids=lambda p: p.name)
 def test_shipped_sweeps_pass_the_wandb_schema_and_name_real_options(path):
-    from gan_init.transfer.strategies import INIT_STRATEGIES
-
     from gan_init.commands.pipeline import build_parser
+    from gan_init.transfer.strategies import INIT_STRATEGIES
 
     sweep = load_sweep(path)
     assert sweep["command"][:2] == ["gan-init", "pipeline"]
