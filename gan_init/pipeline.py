@@ -32,6 +32,7 @@ from typing import Any
 
 import yaml
 
+from gan_init.files import read_json, write_atomic, write_json
 from gan_init.registry import check_choice
 
 REPO = Path(__file__).resolve().parents[1]
@@ -100,25 +101,6 @@ def load_yaml(path: Path) -> dict[str, Any]:
             f"{path}: expected a mapping of LightningCLI sections (trainer, model, data)"
         )
     return data
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write via a temporary file and rename: a killed process never leaves half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def write_json(path: Path, data: Any) -> None:
-    write_atomic(path, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
-
-
-def read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads(path.read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return None
 
 
 def _logger_list(trainer: dict[str, Any]) -> list[dict[str, Any]]:

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from gan_init.pipeline import read_json, write_atomic
+from gan_init.files import read_json, write_atomic
 
 # Lower is better for these; higher for precision/recall. MS-SSIM of samples is compared with
 # the real images' (closer is better), so it gets no direction of its own.

@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from gan_init.pipeline import read_json, write_json
+from gan_init.files import read_json, write_json
 
 
 def _sweeps():

@@ -13,9 +13,6 @@ share of the real set; the torchmetrics states sync at ``compute()``.
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -25,6 +22,7 @@ import torch.nn.functional as F
 from pytorch_lightning import Callback, LightningModule, Trainer
 from torch import Tensor
 
+from gan_init.files import write_json
 from gan_init.metrics.evaluate import (
     ALL_METRICS,
     FEATURE_METRICS,
@@ -34,18 +32,6 @@ from gan_init.metrics.evaluate import (
 from gan_init.metrics.features import load_feature_extractor
 from gan_init.metrics.swd import NHOOD_SIZE
 from gan_init.registry import check_choice
-
-
-def atomic_write_json(path: str | Path, data: Any) -> Path:
-    """Write JSON through a temporary file and a rename, so a reader never sees half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=2, sort_keys=True)
-        f.write("\n")
-    os.replace(tmp, path)
-    return path
 
 
 def run_dir(trainer: Trainer) -> Path:
@@ -140,13 +126,14 @@ class EvaluationCallback(Callback):
         if trainer.sanity_checking or not self.final_metrics:
             return
         self.last = self.evaluate(trainer, pl_module, list(self.final_metrics), final=True)
+        folder = run_dir(trainer)  # on every rank: trainer.log_dir is a collective under DDP
         if trainer.is_global_zero:
             record = {
                 "images_shown": int(pl_module.images_shown),
                 "global_step": int(trainer.global_step),
                 "metrics": self.last,
             }
-            atomic_write_json(run_dir(trainer) / "metrics_final.json", record)
+            write_json(folder / "metrics_final.json", record)
 
     # ---- evaluation
 
@@ -205,8 +192,9 @@ class EvaluationCallback(Callback):
             train = trainer.datamodule.real_images(self.n_train, split="train")
             train = resize_to(train.to(fake.device).float(), size)
         pairs = None
+        folder = run_dir(trainer) if final else None  # every rank: log_dir is a collective
         if final and self.save_pairs and "memo" in metrics and trainer.is_global_zero:
-            pairs = run_dir(trainer) / "memorization_closest_pairs.png"
+            pairs = folder / "memorization_closest_pairs.png"
         values = evaluate_samples(
             fake,
             real,

@@ -64,11 +64,14 @@ class CycleGANImageGrid(pl.Callback):
         self._images = {k: outputs[k][: self.n_images].detach().float().cpu() for k in COLUMNS}
 
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule):
+        if trainer.sanity_checking:
+            return
+        # On every rank: trainer.log_dir broadcasts under DDP, a rank-0-only call would hang.
+        log_dir = Path(trainer.log_dir or trainer.default_root_dir)
         if self._images is None or not self._active(trainer):
             return
         grid = image_grid([self._images[k] for k in COLUMNS])
         self._images = None
-        log_dir = Path(trainer.log_dir or trainer.default_root_dir)
         name = f"translations_epoch{trainer.current_epoch:04d}_step{trainer.global_step:07d}.png"
         self.last_path = save_png(grid, log_dir / "images" / name)
         for logger in trainer.loggers:

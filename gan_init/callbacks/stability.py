@@ -19,7 +19,8 @@ import torch
 from pytorch_lightning import Callback, LightningModule, Trainer
 from pytorch_lightning.callbacks import ModelCheckpoint
 
-from gan_init.callbacks.evaluation import atomic_write_json, run_dir
+from gan_init.callbacks.evaluation import run_dir
+from gan_init.files import write_json
 
 
 class StabilityCallback(Callback):
@@ -80,6 +81,7 @@ class StabilityCallback(Callback):
                 callback.save_top_k = 0
                 callback.save_last = False
         trainer.should_stop = True
+        folder = run_dir(trainer)  # on every rank: trainer.log_dir is a collective under DDP
         if trainer.is_global_zero:
             record = {
                 "reason": self.reason,
@@ -92,7 +94,7 @@ class StabilityCallback(Callback):
                     if k in (*self.losses, *self.grad_norms) and isinstance(v, torch.Tensor)
                 },
             }
-            atomic_write_json(run_dir(trainer) / "divergence.json", record)
+            write_json(folder / "divergence.json", record)
 
     def state_dict(self) -> dict[str, Any]:
         return {"diverged": self.diverged, "reason": self.reason}

@@ -21,7 +21,8 @@ from typing import Any
 
 import torch
 
-from gan_init.callbacks.evaluation import atomic_write_json, resize_to
+from gan_init.callbacks.evaluation import resize_to
+from gan_init.files import write_json
 from gan_init.metrics.evaluate import ALL_METRICS, evaluate_samples
 from gan_init.registry import check_choice
 
@@ -113,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         "n_real": int(real.shape[0]),
         "metrics": values,
     }
-    atomic_write_json(out, record)
+    write_json(out, record)
     json.dump(values, sys.stdout, indent=2, sort_keys=True)
     print()
     return 0
