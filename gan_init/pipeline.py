@@ -149,16 +149,21 @@ def _fit(
     if last.is_file():
         cmd += ["--ckpt_path", str(last)]  # resume: Lightning restores weights, loops, callbacks
     print(f"$ {shlex.join(cmd)}", flush=True)
-    with open(log, "a") as out:
-        out.write(f"$ {shlex.join(cmd)}\n")
+    with open(log, "ab") as out:
+        out.write(f"$ {shlex.join(cmd)}\n".encode())
         out.flush()
-        proc = subprocess.Popen(
-            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, bufsize=1
-        )
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
         assert proc.stdout is not None
-        for line in proc.stdout:  # tee: the user sees progress, the run folder keeps the log
-            sys.stdout.write(line)
-            out.write(line)
+        # Tee in chunks, not lines: progress bars redraw with \r and would otherwise show only
+        # at the end of each epoch.
+        screen = getattr(sys.stdout, "buffer", None)
+        while chunk := proc.stdout.read1(1 << 16):
+            if screen is not None:
+                screen.write(chunk)
+                screen.flush()
+            else:
+                sys.stdout.write(chunk.decode(errors="replace"))
+            out.write(chunk)
         return proc.wait()
 
 
