@@ -11,7 +11,7 @@ Layout (``runs/`` by default)::
     runs/
       cyclegan/2d-<config hash>-seed0/     stage 1, shared by every strategy with that seed
         config.yaml  checkpoints/last.ckpt  csv/metrics.csv  wandb/  done.json
-      2d/cyclegan-stem-seed0/              stage 2, one folder per run
+      noise_2d/cyclegan-stem-seed0/        stage 2, one folder per (noise config, run)
         config.yaml  checkpoints/  csv/metrics.csv  wandb/  transfer_summary.json
         metrics_final.json  samples/  summary.json  summary.md
 """
@@ -212,8 +212,10 @@ def run_cyclegan(opts: PipelineOptions) -> Path:
 
 
 def noise_run_dir(opts: PipelineOptions, grow: str) -> Path:
+    """``<runs>/<noise config>/<strategy>-<grow>-seed<k>``: runs of different configs (a sweep's
+    short budget, the full CPU config, the GPU config) never share a folder."""
     name = opts.name or f"{opts.init_strategy}-{grow}-seed{opts.seed}"
-    return Path(opts.runs_dir) / f"{opts.dims}d" / name
+    return Path(opts.runs_dir) / opts.config_path("noise").stem / name
 
 
 def _grow_of(config: dict[str, Any]) -> str:
@@ -299,6 +301,7 @@ def _identity(opts: PipelineOptions, grow: str, source: Path | None) -> dict[str
         "grow": grow,
         "seed": opts.seed,
         "scale": opts.scale,
+        "noise_config": opts.config_path("noise").stem,
         "source": str(source) if source else None,
         "options": asdict(opts),
     }

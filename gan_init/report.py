@@ -30,6 +30,10 @@ from gan_init.files import read_json, write_atomic
 LOWER_IS_BETTER = {"eval/swd", "eval/fid", "eval/kid", "eval/memo_fraction"}
 HIGHER_IS_BETTER = {"eval/precision", "eval/recall"}
 PRIMARY = ("eval/swd", "eval/fid")
+PLOTTED = (
+    "eval/swd", "eval/fid", "eval/kid", "eval/precision", "eval/recall",
+    "eval/msssim_fake", "eval/memo_fraction",
+)  # fmt: skip
 X_KEY = "progress/images_shown"
 
 
@@ -43,6 +47,7 @@ class Run:
     seed: int
     status: str
     path: Path
+    config: str
     curves: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     final: dict[str, float] = field(default_factory=dict)
     samples: Path | None = None
@@ -86,9 +91,9 @@ def read_curves(csv_path: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 
 def collect_runs(runs_dir: Path) -> list[Run]:
     runs = []
-    for summary_file in sorted(runs_dir.glob("[23]d/*/summary.json")):
+    for summary_file in sorted(runs_dir.glob("*/*/summary.json")):
         summary = read_json(summary_file)
-        if not summary or summary.get("status") == "running":
+        if not summary or summary.get("status") == "running" or "dims" not in summary:
             continue
         run_dir = summary_file.parent
         csv_files = sorted(run_dir.rglob("metrics.csv"))
@@ -108,12 +113,24 @@ def collect_runs(runs_dir: Path) -> list[Run]:
                 seed=int(summary["seed"]),
                 status=summary["status"],
                 path=run_dir,
+                config=config_of(summary),
                 curves=curves,
                 final=final,
                 samples=samples,
             )  # fmt: skip
         )
     return runs
+
+
+def config_of(summary: dict[str, Any]) -> str:
+    """The noise config a run used (runs of different configs are never pooled)."""
+    if summary.get("noise_config"):
+        return summary["noise_config"]
+    options = summary.get("options") or {}
+    if options.get("noise_config"):
+        return Path(options["noise_config"]).stem
+    gpu = "_gpu" if summary.get("scale") == "gpu" else ""
+    return f"noise_{summary['dims']}d{gpu}"
 
 
 def _is_number(v: Any) -> bool:
@@ -202,11 +219,13 @@ def plot_metric(runs: list[Run], metric: str, out: Path, title: str) -> Path | N
     return out
 
 
-def dims_section(runs: list[Run], dims: int, out_dir: Path) -> list[str]:
-    lines = [f"## {dims}D", ""]
+def dims_section(runs: list[Run], dims: int, out_dir: Path, config: str = "") -> list[str]:
+    """One section per (dims, noise config)."""
+    lines = [f"## {dims}D, `{config}`" if config else f"## {dims}D", ""]
+    tag = f"{config or dims}"
     groups = sorted({r.group for r in runs})
     metrics = sorted({m for r in runs for m in r.curves} | {m for r in runs for m in r.final})
-    metrics = [m for m in metrics if m.startswith("eval/")]
+    metrics = [m for m in PLOTTED if m in metrics]
     seeds = sorted({r.seed for r in runs})
     lines.append(f"{len(runs)} runs: {len(groups)} strategy/growth groups, seeds {seeds}.")
     lines.append("")
@@ -214,7 +233,10 @@ def dims_section(runs: list[Run], dims: int, out_dir: Path) -> list[str]:
     # Curves.
     for metric in metrics:
         png = plot_metric(
-            runs, metric, out_dir / f"{dims}d_{metric.replace('/', '_')}.png", f"{dims}D {metric}"
+            runs,
+            metric,
+            out_dir / f"{tag}_{metric.replace('/', '_')}.png",
+            f"{dims}D {config} {metric}",
         )
         if png:
             lines.append(f"![{dims}D {metric}]({png.name})")
@@ -225,7 +247,7 @@ def dims_section(runs: list[Run], dims: int, out_dir: Path) -> list[str]:
     if ends:
         last = min(ends)
         budgets = sorted({round(last * f) for f in (0.25, 0.5, 1.0)})
-        for metric in [m for m in PRIMARY if any(m in r.curves for r in runs)]:
+        for metric in [m for m in PRIMARY if any(len(r.curves.get(m, ((),))[0]) > 1 for r in runs)]:
             lines += [f"### {metric} at fixed budgets (mean ± 95% CI over seeds)", ""]
             lines.append(
                 "| strategy (grow) | " + " | ".join(f"{b:,} images" for b in budgets) + " |"
@@ -292,30 +314,32 @@ def dims_section(runs: list[Run], dims: int, out_dir: Path) -> list[str]:
             (r for r in runs if r.group == group and r.samples), key=lambda r: r.seed, default=None
         )
         if member and member.samples:
-            target = out_dir / f"{dims}d_samples_{member.strategy}_{member.grow}.png"
+            target = out_dir / f"{tag}_samples_{member.strategy}_{member.grow}.png"
             shutil.copyfile(member.samples, target)
             lines.append(f"**{group}**, seed {member.seed}\n\n![{group}]({target.name})\n")
     return lines
 
 
 def side_by_side(runs: list[Run]) -> list[str]:
-    """One table of final primary metrics with 2D and 3D columns."""
+    """One table of the final primary metric, a column per (dims, config): 2D next to 3D."""
     metric = next((m for m in PRIMARY if any(m in r.final for r in runs)), None)
     if metric is None:
         return []
+    columns = sorted({(r.dims, r.config) for r in runs})
     groups = sorted({r.group for r in runs})
     lines = [f"## 2D and 3D side by side: final {metric} (mean ± 95% CI)", ""]
-    lines += ["| strategy (grow) | 2D | 3D |", "| --- | --- | --- |"]
+    lines.append("| strategy (grow) | " + " | ".join(f"{d}D `{c}`" for d, c in columns) + " |")
+    lines.append("| --- |" + " --- |" * len(columns))
     for group in groups:
         cells = []
-        for dims in (2, 3):
+        for dims, config in columns:
             vals = [
                 r.final[metric]
                 for r in runs
-                if r.dims == dims and r.group == group and metric in r.final
+                if (r.dims, r.config, r.group) == (dims, config, group) and metric in r.final
             ]
             cells.append(_fmt_ci(*mean_ci(vals)) if vals else "–")
-        lines.append(f"| {group} | {cells[0]} | {cells[1]} |")
+        lines.append(f"| {group} | " + " | ".join(cells) + " |")
     return lines + [""]
 
 
@@ -339,8 +363,9 @@ def write_report(runs_dir: str | Path, out_dir: str | Path | None = None) -> Pat
     dims_present = sorted({r.dims for r in runs})
     if len(dims_present) == 2:
         lines += side_by_side(runs)
-    for dims in dims_present:
-        lines += dims_section([r for r in runs if r.dims == dims], dims, out_dir)
+    for dims, config in sorted({(r.dims, r.config) for r in runs}):
+        members = [r for r in runs if r.dims == dims and r.config == config]
+        lines += dims_section(members, dims, out_dir, config)
     report = out_dir / "report.md"
     write_atomic(report, "\n".join(lines) + "\n")
     return report

@@ -88,7 +88,7 @@ def test_miniature_pipeline_end_to_end(tmp_path, dims, capsys):
     args += ["--runs_dir", str(runs), "--n_samples", "4", "--grow", "stem"]
     assert pipeline_cmd.main(args) == 0
     out = capsys.readouterr().out
-    run = runs / f"{dims}d" / "cyclegan-stem-seed0"
+    run = runs / f"noise_{dims}d" / "cyclegan-stem-seed0"
     assert f"run:     {run}" in out
     summary = json.loads((run / "summary.json").read_text())
     assert summary["status"] == "finished", summary

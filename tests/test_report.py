@@ -79,8 +79,8 @@ def test_report_finds_the_faster_strategy(runs):
     for png in report.parent.glob("*.png"):
         with Image.open(png) as im:
             im.verify()
-    assert (report.parent / "2d_eval_swd.png").is_file()
-    assert (report.parent / "2d_samples_cyclegan_stem.png").is_file()
+    assert (report.parent / "noise_2d_eval_swd.png").is_file()
+    assert (report.parent / "noise_2d_samples_cyclegan_stem.png").is_file()
 
 
 def test_images_to_reach_and_ci():
@@ -99,3 +99,15 @@ def test_images_to_reach_and_ci():
 def test_empty_runs_dir_says_what_to_run(tmp_path):
     with pytest.raises(FileNotFoundError, match="make train-2d"):
         write_report(tmp_path)
+
+
+def test_runs_of_different_configs_are_not_pooled(runs):
+    run = fake_run(runs, 2, "scratch", "stem", 7, speed=1.0)
+    summary = json.loads((run / "summary.json").read_text())
+    (run / "summary.json").write_text(json.dumps({**summary, "noise_config": "noise_2d_sweep"}))
+    text = write_report(runs).read_text()
+    assert "## 2D, `noise_2d_sweep`" in text and "## 2D, `noise_2d`" in text
+    header = next(line for line in text.splitlines() if line.startswith("| strategy (grow) | 2D"))
+    assert (
+        "2D `noise_2d`" in header and "2D `noise_2d_sweep`" in header and "3D `noise_3d`" in header
+    )
