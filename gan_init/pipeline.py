@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from filelock import FileLock, Timeout
 
 from gan_init.files import read_json, write_atomic, write_json
 from gan_init.registry import check_choice
@@ -184,6 +185,24 @@ def run_cyclegan(opts: PipelineOptions) -> Path:
     extra = opts.fit_args + opts.cyclegan_args
     key = config_hash(base, extra)
     run_dir = Path(opts.runs_dir) / "cyclegan" / f"{opts.dims}d-{key}-seed{opts.seed}"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    # One trainer per stage-1 folder: a second pipeline (say make train-2d beside make sweep-2d)
+    # waits for the first to finish, then reuses its checkpoint.
+    lock = FileLock(run_dir / ".lock")
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        print(f"CycleGAN stage: {run_dir} is being trained by another process; waiting for it")
+        lock.acquire()
+    try:
+        return _run_cyclegan_locked(opts, base, extra, key, run_dir)
+    finally:
+        lock.release()
+
+
+def _run_cyclegan_locked(
+    opts: PipelineOptions, base: dict[str, Any], extra: list[str], key: str, run_dir: Path
+) -> Path:
     done = read_json(run_dir / "done.json")
     if done and Path(done["checkpoint"]).is_file():
         print(f"CycleGAN stage: reusing {done['checkpoint']}")

@@ -140,3 +140,40 @@ def test_miniature_sweep_survives_a_restart_and_reports(tmp_path):
     assert all(r["status"] == "finished" and "eval/swd" in r["metrics"] for r in state.runs)
     report = write_report(runs).read_text()
     assert "scratch (stem)" in report and "cyclegan (stem)" in report
+
+
+def test_a_second_pipeline_waits_for_the_shared_cyclegan_stage_then_reuses_it(
+    tmp_path, monkeypatch
+):
+    """make train-2d beside make sweep-2d: one trains stage 1, the other waits and reuses it."""
+    import threading
+
+    from filelock import FileLock
+
+    from gan_init import pipeline
+
+    opts = PipelineOptions(dims=2, seed=0, runs_dir=str(tmp_path))
+    key = pipeline.config_hash(
+        load_yaml(opts.config_path("cyclegan")), opts.fit_args + opts.cyclegan_args
+    )
+    run_dir = tmp_path / "cyclegan" / f"2d-{key}-seed0"
+    run_dir.mkdir(parents=True)
+    checkpoint = run_dir / "checkpoints" / "last.ckpt"
+
+    def never_fit(*args, **kwargs):
+        raise AssertionError("the waiting pipeline trained stage 1 a second time")
+
+    monkeypatch.setattr(pipeline, "_fit", never_fit)
+    other = FileLock(run_dir / ".lock")
+    other.acquire()
+    got: list[Path] = []
+    waiter = threading.Thread(target=lambda: got.append(pipeline.run_cyclegan(opts)))
+    waiter.start()
+    waiter.join(timeout=1.0)
+    assert waiter.is_alive(), "the second pipeline did not wait for the lock"
+    checkpoint.parent.mkdir()
+    checkpoint.write_bytes(b"trained")
+    (run_dir / "done.json").write_text(json.dumps({"checkpoint": str(checkpoint)}))
+    other.release()
+    waiter.join(timeout=30)
+    assert got == [checkpoint]
