@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+import warnings
 
 from gan_init.registry import check_choice
 
@@ -50,8 +51,20 @@ def _usage() -> str:
     return "\n".join(lines)
 
 
+# Lightning warnings that do not apply here and bury the progress output: the GANs step their own
+# optimizers and checkpoint after the step on purpose; the noise GAN has no validation loop.
+_QUIET = (
+    ".*ModelCheckpoint with manual optimization.*",
+    ".*`val_dataloader` but have no `validation_step`.*",
+    ".*isinstance\\(treespec, LeafSpec\\).*",
+)
+
+
 def run_lightning(argv: list[str]) -> int:
     from gan_init.lightning_cli import GanInitCLI
+
+    for message in _QUIET:
+        warnings.filterwarnings("ignore", message=message)
 
     # LightningCLI reads sys.argv itself when it is what we were given (avoids its warning).
     GanInitCLI(args=None if argv == sys.argv[1:] else argv)

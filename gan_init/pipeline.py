@@ -267,6 +267,13 @@ def run_pipeline(opts: PipelineOptions) -> dict[str, Any]:
     )  # fmt: skip
     generator = config["model"]["init_args"]["generator"].setdefault("init_args", {})
     generator["grow"] = grow
+    if opts.init_strategy == "cyclegan_g_and_d":
+        # D_T1's stem goes into the critic's top block, which must take its shape. The shipped
+        # main configs leave it off (measured: a better critic at the top level).
+        disc = config["model"]["init_args"]["discriminator"].setdefault("init_args", {})
+        if not disc.get("patch_stem"):
+            print("cyclegan_g_and_d: the discriminator's top block takes the PatchGAN stem shape")
+            disc["patch_stem"] = True
     config_file = run_dir / "config.yaml"
     write_atomic(config_file, yaml.safe_dump(config, sort_keys=False))
     args = [*opts.fit_args, *opts.noise_args, "--init_strategy", opts.init_strategy]

@@ -1,6 +1,7 @@
 """Every noise config fits the CycleGAN config it starts from: same backbone knobs (the shared
-trunk/decoder/head), and a progressive discriminator whose top block takes D_T1's PatchGAN stem
-(cyclegan_g_and_d), so every init strategy of the sweeps can run on every shipped config."""
+trunk/decoder/head), and a progressive discriminator whose top block, with ``patch_stem`` (set by
+the sweep configs, and by ``gan-init pipeline`` for cyclegan_g_and_d), takes D_T1's PatchGAN stem,
+so every init strategy can run on every shipped config."""
 
 from pathlib import Path
 
@@ -24,7 +25,15 @@ def test_noise_config_fits_its_cyclegan(noise):
     n = yaml.safe_load((CONFIGS / f"{noise}.yaml").read_text())["model"]["init_args"]
     c = yaml.safe_load((CONFIGS / f"{source_config(noise)}.yaml").read_text())["model"]["init_args"]
     assert n["generator"]["init_args"]["backbone"] == c["generator"]["init_args"]["backbone"]
-    disc = ProgressiveDiscriminator(**n["discriminator"]["init_args"])
+    disc = ProgressiveDiscriminator(**{**n["discriminator"]["init_args"], "patch_stem": True})
     patch = PatchGANDiscriminator(**c["discriminator"]["init_args"])
     top = f"blocks.b{n['discriminator']['init_args']['image_size']}.conv0.weight"
     assert disc.state_dict()[top].shape == patch.state_dict()["stem.conv.weight"].shape
+
+
+@pytest.mark.parametrize("noise", NOISE)
+def test_sweep_configs_share_one_critic_across_strategies(noise):
+    """A sweep compares strategies against the same critic: its configs carry the patch stem that
+    cyclegan_g_and_d needs, so no strategy trains against another discriminator."""
+    disc = yaml.safe_load((CONFIGS / f"{noise}.yaml").read_text())["model"]["init_args"]
+    assert disc["discriminator"]["init_args"]["patch_stem"] is noise.endswith("_sweep")

@@ -177,3 +177,19 @@ def test_a_second_pipeline_waits_for_the_shared_cyclegan_stage_then_reuses_it(
     other.release()
     waiter.join(timeout=30)
     assert got == [checkpoint]
+
+
+@pytest.mark.parametrize("dims", [2, 3])
+def test_g_and_d_gets_the_patch_stem_critic_other_strategies_keep_the_config(
+    tmp_path, monkeypatch, dims
+):
+    from gan_init import pipeline
+
+    monkeypatch.setattr(pipeline, "run_cyclegan", lambda opts: tmp_path / "source.ckpt")
+    monkeypatch.setattr(pipeline, "_fit", lambda *args, **kwargs: 1)
+    for strategy, expected in [("cyclegan", False), ("cyclegan_g_and_d", True)]:
+        opts = PipelineOptions(dims=dims, init_strategy=strategy, runs_dir=str(tmp_path))
+        summary = pipeline.run_pipeline(opts)
+        config = load_yaml(Path(summary["run_dir"]) / "config.yaml")
+        disc = config["model"]["init_args"]["discriminator"]["init_args"]
+        assert disc["patch_stem"] is expected, strategy

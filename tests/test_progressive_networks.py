@@ -133,6 +133,8 @@ def test_patch_stem_mirrors_patchgan_first_layer():
     patch = PatchGANDiscriminator(2, 1, base_width=4, n_layers=2)
     assert d.blocks["b16"].conv0.weight.shape == patch.stem.conv.weight.shape
     assert "b16" not in d.from_image
+    # two convolutions deep like every other block: the stem, then a 3x3 at the halved side
+    assert d.blocks["b16"].conv1.weight.shape == (4, 4, 3, 3)
     for level, alpha in [(2, 0.5), (2, 1.0), (1, 1.0)]:
         d.set_progress(level, alpha)
         side = d.resolutions[level]

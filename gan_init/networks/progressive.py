@@ -334,9 +334,9 @@ class MinibatchStd(nn.Module):
 
 class DownBlock(nn.Module):
     """One discriminator resolution: ``conv0`` -> ``conv1`` -> x2 average-pool, LeakyReLU(0.2)
-    after each conv (Karras et al. 2018, table 2). With ``patch_stem`` the block is instead a single
-    ``conv0``: 4x4, stride 2, padding 1, like the first layers of a PatchGAN (Isola et al. 2017), so
-    those weights can be copied in. ``[B, C_in, *S] -> [B, C_out, *S/2]``."""
+    after each conv (Karras et al. 2018, table 2). With ``patch_stem`` the block is instead
+    ``conv0``: 4x4, stride 2, padding 1, like the first layer of a PatchGAN (Isola et al. 2017), so
+    those weights can be copied in, then ``conv1`` (3x3). ``[B, C_in, *S] -> [B, C_out, *S/2]``."""
 
     def __init__(
         self, spatial_dims: int, in_channels: int, out_channels: int, eq: bool, patch_stem: bool
@@ -348,6 +348,11 @@ class DownBlock(nn.Module):
             self.conv0 = Conv(
                 spatial_dims, in_channels, out_channels, 4, stride=2, padding=1, equalized_lr=eq
             )
+            # A second conv (3x3, at the halved side) keeps the block two convolutions deep:
+            # the bare stem alone left the critic too weak at the top level.
+            self.conv1 = Conv(
+                spatial_dims, out_channels, out_channels, 3, padding=1, equalized_lr=eq
+            )
         else:
             self.conv0 = Conv(spatial_dims, in_channels, in_channels, 3, padding=1, equalized_lr=eq)
             self.conv1 = Conv(
@@ -357,7 +362,7 @@ class DownBlock(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         x = self.act(self.conv0(x))
         if self.patch_stem:
-            return x
+            return self.act(self.conv1(x))
         return downsample2x(self.act(self.conv1(x)))
 
 
