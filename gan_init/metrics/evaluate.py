@@ -96,11 +96,12 @@ def evaluate_samples(
             out["fid"] = float(fid.compute())
         if "kid" in metrics:
             n_min = min(fake_f.shape[0], real_f.shape[0]) * _world_size()
+            # Subsets of the whole set would all be the same set (a std of 0 that says nothing):
+            # with few samples, draw half of them per subset so kid_std measures the spread.
+            subset = min(kid_subset_size, max(2, n_min // 2))
             with warnings.catch_warnings():  # its note that it keeps all features: we know
                 warnings.simplefilter("ignore", UserWarning)
-                kid = KernelInceptionDistance(
-                    feature=identity, subset_size=min(kid_subset_size, n_min)
-                ).to(device)
+                kid = KernelInceptionDistance(feature=identity, subset_size=subset).to(device)
             kid.update(real_f, real=True)
             kid.update(fake_f, real=False)
             # torchmetrics draws the KID subsets from the global RNG: seed it, leave it as it was.
