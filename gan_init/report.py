@@ -189,30 +189,46 @@ def _fmt_ci(mean: float, half: float) -> str:
 
 
 def plot_metric(runs: list[Run], metric: str, out: Path, title: str) -> Path | None:
+    """One panel per growth mode (curves of different modes are measured at different sizes
+    early on), one colour per strategy in every panel; mean over seeds, min-max band."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    groups = sorted({r.group for r in runs if metric in r.curves})
-    if not groups:
+    runs = [r for r in runs if metric in r.curves]
+    if not runs:
         return None
-    fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=120)
-    for group in groups:
-        members = [r for r in runs if r.group == group and metric in r.curves]
-        end = min(r.curves[metric][0][-1] for r in members)
-        start = max(r.curves[metric][0][0] for r in members)
-        grid = np.linspace(start, end, 50) if end > start else np.array([end])
-        ys = np.stack([np.interp(grid, *r.curves[metric]) for r in members])
-        mean = ys.mean(axis=0)
-        (line,) = ax.plot(grid, mean, label=f"{group} (n={len(members)})")
-        if len(members) > 1:
-            ax.fill_between(grid, ys.min(axis=0), ys.max(axis=0), alpha=0.2, color=line.get_color())
-    ax.set_xlabel("images shown")
-    ax.set_ylabel(metric.removeprefix("eval/"))
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    strategies = sorted({r.strategy for r in runs})
+    colors = plt.get_cmap("tab10" if len(strategies) <= 10 else "tab20")
+    color = {s: colors(i) for i, s in enumerate(strategies)}
+    grows = sorted({r.grow for r in runs})
+    fig, axes = plt.subplots(
+        1, len(grows), figsize=(5.2 * len(grows) + 1.0, 4.0), dpi=120, sharey=True, squeeze=False
+    )
+    for ax, grow in zip(axes[0], grows):
+        for strategy in strategies:
+            members = [r for r in runs if r.strategy == strategy and r.grow == grow]
+            if not members:
+                continue
+            end = min(r.curves[metric][0][-1] for r in members)
+            start = max(r.curves[metric][0][0] for r in members)
+            grid = np.linspace(start, end, 50) if end > start else np.array([end])
+            ys = np.stack([np.interp(grid, *r.curves[metric]) for r in members])
+            ax.plot(
+                grid, ys.mean(axis=0), color=color[strategy], label=f"{strategy} (n={len(members)})"
+            )
+            if len(members) > 1:
+                ax.fill_between(
+                    grid, ys.min(axis=0), ys.max(axis=0), alpha=0.15, color=color[strategy]
+                )
+        note = " (measured at the current level's size)" if grow == "full" else ""
+        ax.set_title(f"grow {grow}{note}", fontsize=9)
+        ax.set_xlabel("images shown")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    axes[0][0].set_ylabel(metric.removeprefix("eval/"))
+    fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(out)
     plt.close(fig)
