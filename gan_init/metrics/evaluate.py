@@ -129,5 +129,5 @@ def evaluate_samples(
         memo.update(fake, real=False)
         out |= {k: float(v) for k, v in memo.compute().items()}
         if pairs_path is not None:
-            save_closest_pairs(fake, train, memo.closest, pairs_path)
+            save_closest_pairs(memo.generated, train, memo.closest, pairs_path)
     return out

@@ -59,6 +59,8 @@ class Memorization(Metric):
         self.add_state("fake_images", default=[], dist_reduce_fx="cat")
         self.add_state("heldout_images", default=[], dist_reduce_fx="cat")
         self.closest: list[tuple[int, int, float]] = []
+        # The generated set compute() saw (every rank's under DDP): ``closest`` indexes into it.
+        self.generated: Tensor | None = None
 
     def update(self, images: Tensor, real: bool) -> None:
         (self.heldout_images if real else self.fake_images).append(images.detach().float())
@@ -77,6 +79,7 @@ class Memorization(Metric):
         fraction, d_fake, idx = self._fraction(fake.flatten(1), heldout.flatten(1), self.train_flat)
         order = torch.argsort(d_fake)
         self.closest = [(int(i), int(idx[i]), float(d_fake[i])) for i in order]
+        self.generated = fake
         out = {"memo_fraction": fraction, "memo_nn_dist": d_fake.median()}
         if self.feature is not None:
             if self.train_feats is None:

@@ -256,7 +256,8 @@ class SlicedWassersteinDistance(Metric):
         (self.real_desc if real else self.fake_desc).append(desc)
 
     def compute(self) -> dict[str, Tensor]:
-        if not self.real_desc or not self.fake_desc:
+        # len(): a list before a DDP sync, one concatenated tensor after it
+        if len(self.real_desc) == 0 or len(self.fake_desc) == 0:
             raise RuntimeError("SWD needs at least one real and one fake update before compute()")
         real = dim_zero_cat(self.real_desc)
         fake = dim_zero_cat(self.fake_desc)
