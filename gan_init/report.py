@@ -89,6 +89,30 @@ def read_curves(csv_path: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     return curves
 
 
+def read_run_curves(run_dir: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """A run's curves over all its attempts: the ``metrics.before-resume-<k>.csv`` files the
+    pipeline set aside on each resume, then ``metrics.csv``. A later attempt's points replace an
+    earlier attempt's from where the later one starts (the earlier went past its checkpoint)."""
+
+    def attempt(path: Path) -> int:
+        if path.name == "metrics.csv":
+            return 1 << 30
+        return int(path.stem.rsplit("-", 1)[-1])
+
+    files = sorted(
+        [*run_dir.rglob("metrics.before-resume-*.csv"), *run_dir.rglob("metrics.csv")], key=attempt
+    )
+    merged: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for path in files:
+        for key, (xs, ys) in read_curves(path).items():
+            if key in merged:
+                old_x, old_y = merged[key]
+                keep = old_x < xs[0]
+                xs, ys = np.concatenate([old_x[keep], xs]), np.concatenate([old_y[keep], ys])
+            merged[key] = (xs, ys)
+    return merged
+
+
 def collect_runs(runs_dir: Path) -> list[Run]:
     runs = []
     for summary_file in sorted(runs_dir.glob("*/*/summary.json")):
@@ -96,8 +120,7 @@ def collect_runs(runs_dir: Path) -> list[Run]:
         if not summary or summary.get("status") == "running" or "dims" not in summary:
             continue
         run_dir = summary_file.parent
-        csv_files = sorted(run_dir.rglob("metrics.csv"))
-        curves = read_curves(csv_files[-1]) if csv_files else {}
+        curves = read_run_curves(run_dir)
         final = {k: float(v) for k, v in (summary.get("metrics") or {}).items() if _is_number(v)}
         for key, (_, ys) in curves.items():
             final.setdefault(key, float(ys[-1]))
