@@ -1,5 +1,6 @@
 """Files a run writes: whole or not at all (write to a temporary file, then rename), so a killed
-process never leaves half a summary, metrics file or config behind."""
+process never leaves half a summary, metrics file or config behind; and the CSV metrics of runs
+that resumed, kept over every attempt."""
 
 from __future__ import annotations
 
@@ -34,3 +35,30 @@ def read_json(path: str | Path) -> dict[str, Any] | None:
         return json.loads(Path(path).read_text())
     except (FileNotFoundError, IsADirectoryError, json.JSONDecodeError):
         return None
+
+
+# Lightning's CSVLogger deletes an existing metrics.csv when a run resumes into its folder; the
+# CLI sets it aside first under this name (k = 1, 2, ... per resume).
+BEFORE_RESUME_CSV = "metrics.before-resume-{}.csv"
+
+
+def keep_csv_before_resume(log_dir: str | Path) -> Path | None:
+    """Rename ``log_dir/metrics.csv`` to the next free ``metrics.before-resume-<k>.csv``."""
+    current = Path(log_dir) / "metrics.csv"
+    if not current.is_file():
+        return None
+    k = 1
+    while (target := current.with_name(BEFORE_RESUME_CSV.format(k))).exists():
+        k += 1
+    return current.rename(target)
+
+
+def csv_attempts(run_dir: str | Path) -> list[Path]:
+    """Every CSV metrics file under ``run_dir``, oldest attempt first, ``metrics.csv`` last."""
+    run_dir = Path(run_dir)
+
+    def attempt(path: Path) -> int:
+        return 1 << 30 if path.name == "metrics.csv" else int(path.stem.rsplit("-", 1)[-1])
+
+    kept = run_dir.rglob(BEFORE_RESUME_CSV.format("*"))
+    return sorted([*kept, *run_dir.rglob("metrics.csv")], key=attempt)

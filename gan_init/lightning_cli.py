@@ -11,8 +11,23 @@ none); the same callback can be written in YAML with ``class_path``/``init_args`
 
 from __future__ import annotations
 
+from typing import Any
+
 from pytorch_lightning import LightningDataModule, LightningModule
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
+from pytorch_lightning.loggers import CSVLogger
+
+from gan_init.files import keep_csv_before_resume
+
+
+def _load_weights_only(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """A ``--ckpt_path`` loads with ``torch.load(weights_only=True)`` unless the user says
+    ``--weights_only false``: left unset, torch's default can be switched off by an environment
+    variable (TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD) and a checkpoint file could run code."""
+    if kwargs.get("weights_only") is None:
+        kwargs = {**kwargs, "weights_only": True}
+    return kwargs
+
 
 # Shortcut flags of the weight transfer, named as the WeightTransfer arguments they set.
 TRANSFER_FLAGS = ("init_strategy", "source", "freeze_images")
@@ -53,6 +68,26 @@ class GanInitCLI(LightningCLI):
         strategy = self._transfer_flags().get("init_strategy")
         if strategy is not None:
             check_strategy(str(strategy))
+
+    # ---- the subcommands: LightningCLI calls these instead of the trainer's when defined
+
+    def fit(self, model: LightningModule, **kwargs: Any) -> None:
+        """``trainer.fit``; on a resume (``--ckpt_path``), each CSV logger's ``metrics.csv`` is
+        set aside first (Lightning's CSVLogger would delete it) so no logged value is lost."""
+        if kwargs.get("ckpt_path"):
+            for logger in self.trainer.loggers:
+                if isinstance(logger, CSVLogger):
+                    keep_csv_before_resume(logger.log_dir)
+        self.trainer.fit(model, **_load_weights_only(kwargs))
+
+    def validate(self, model: LightningModule, **kwargs: Any) -> Any:
+        return self.trainer.validate(model, **_load_weights_only(kwargs))
+
+    def test(self, model: LightningModule, **kwargs: Any) -> Any:
+        return self.trainer.test(model, **_load_weights_only(kwargs))
+
+    def predict(self, model: LightningModule, **kwargs: Any) -> Any:
+        return self.trainer.predict(model, **_load_weights_only(kwargs))
 
     def before_fit(self) -> None:
         """Point the ``WeightTransfer`` callback at the shortcut flags' values."""

@@ -142,22 +142,6 @@ def config_hash(config: dict[str, Any], extra: list[str]) -> str:
     return hashlib.sha256(blob).hexdigest()[:8]
 
 
-RESUMED_CSV = "metrics.before-resume-{}.csv"
-
-
-def keep_logs_before_resume(run_dir: Path) -> list[Path]:
-    """Lightning's CSVLogger deletes an existing ``metrics.csv`` when a run resumes into its
-    folder; set each aside as ``metrics.before-resume-<k>.csv`` (the report reads them all)."""
-    kept = []
-    for csv_file in sorted(run_dir.rglob("metrics.csv")):
-        k = 1
-        while (target := csv_file.with_name(RESUMED_CSV.format(k))).exists():
-            k += 1
-        csv_file.rename(target)
-        kept.append(target)
-    return kept
-
-
 def _fit(
     config_file: Path, args: list[str], run_dir: Path, *, env: dict[str, str], log: Path
 ) -> int:
@@ -165,7 +149,6 @@ def _fit(
     last = run_dir / "checkpoints" / "last.ckpt"
     if last.is_file():
         cmd += ["--ckpt_path", str(last)]  # resume: Lightning restores weights, loops, callbacks
-        keep_logs_before_resume(run_dir)
     print(f"$ {shlex.join(cmd)}", flush=True)
     with open(log, "ab") as out:
         out.write(f"$ {shlex.join(cmd)}\n".encode())

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from gan_init.files import read_json, write_atomic
+from gan_init.files import csv_attempts, read_json, write_atomic
 
 # Lower is better for these; higher for precision/recall. MS-SSIM of samples is compared with
 # the real images' (closer is better), so it gets no direction of its own.
@@ -90,20 +90,11 @@ def read_curves(csv_path: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 
 
 def read_run_curves(run_dir: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """A run's curves over all its attempts: the ``metrics.before-resume-<k>.csv`` files the
-    pipeline set aside on each resume, then ``metrics.csv``. A later attempt's points replace an
-    earlier attempt's from where the later one starts (the earlier went past its checkpoint)."""
-
-    def attempt(path: Path) -> int:
-        if path.name == "metrics.csv":
-            return 1 << 30
-        return int(path.stem.rsplit("-", 1)[-1])
-
-    files = sorted(
-        [*run_dir.rglob("metrics.before-resume-*.csv"), *run_dir.rglob("metrics.csv")], key=attempt
-    )
+    """A run's curves over all its attempts (``gan_init.files.csv_attempts``). A later attempt's
+    points replace an earlier attempt's from where the later one starts (the earlier went past
+    the checkpoint the later resumed from)."""
     merged: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    for path in files:
+    for path in csv_attempts(run_dir):
         for key, (xs, ys) in read_curves(path).items():
             if key in merged:
                 old_x, old_y = merged[key]

@@ -122,19 +122,20 @@ def _write_csv(path: Path, points: list[tuple[int, float]]) -> None:
 
 
 def test_a_resumed_run_keeps_its_curve_from_before_the_resume(tmp_path):
-    """Lightning's CSVLogger deletes metrics.csv when a run resumes into its folder: the pipeline
-    sets it aside first, and the report joins the attempts (the later from where it starts)."""
-    from gan_init.pipeline import keep_logs_before_resume
+    """Lightning's CSVLogger deletes metrics.csv when a run resumes into its folder: the CLI sets
+    it aside first, and the report joins the attempts (the later from where it starts)."""
+    from gan_init.files import keep_csv_before_resume
     from gan_init.report import read_run_curves
 
     run = tmp_path / "noise_2d" / "scratch-stem-seed0"
-    (run / "csv").mkdir(parents=True)
-    _write_csv(run / "csv" / "metrics.csv", [(100, 9.0), (200, 8.0), (300, 7.5)])
-    assert keep_logs_before_resume(run) == [run / "csv" / "metrics.before-resume-1.csv"]
+    log_dir = run / "csv"
+    log_dir.mkdir(parents=True)
+    _write_csv(log_dir / "metrics.csv", [(100, 9.0), (200, 8.0), (300, 7.5)])
+    assert keep_csv_before_resume(log_dir) == log_dir / "metrics.before-resume-1.csv"
     # the first attempt died after 300 images; its checkpoint was at 250
-    _write_csv(run / "csv" / "metrics.csv", [(300, 7.0), (400, 6.0)])
-    assert keep_logs_before_resume(run) == [run / "csv" / "metrics.before-resume-2.csv"]
-    _write_csv(run / "csv" / "metrics.csv", [(500, 5.0)])
+    _write_csv(log_dir / "metrics.csv", [(300, 7.0), (400, 6.0)])
+    assert keep_csv_before_resume(log_dir) == log_dir / "metrics.before-resume-2.csv"
+    _write_csv(log_dir / "metrics.csv", [(500, 5.0)])
     xs, ys = read_run_curves(run)["eval/swd"]
     assert xs.tolist() == [100, 200, 300, 400, 500]
     assert ys.tolist() == [9.0, 8.0, 7.0, 6.0, 5.0]
