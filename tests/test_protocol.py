@@ -1,0 +1,197 @@
+"""The experiment is a controlled comparison: what the shipped configs and sweeps hold fixed.
+
+Arms of a sweep may differ only in what the sweep names (init strategy, growth mode, seed). These
+tests read the shipped files, so a config edit that breaks the protocol fails here:
+- the CycleGAN of every config pair and sweep is trained at the noise GAN's image size;
+- every sweep compares all three growth modes, and `stem` grows over at least two levels;
+- every noise config evaluates and watches stability, and each sweep's metric is one it logs
+  (checked statically, and end to end on each sweep's first combination, shrunk to CPU size);
+- the data stream is not pinned by the configs (it follows the run's seed).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from gan_init.networks.backbones import BackboneSpec
+from gan_init.networks.progressive import NoiseGenerator
+from gan_init.pipeline import CONFIGS, load_yaml
+from gan_init.sweep import expand_command, load_sweep
+
+REPO = Path(__file__).resolve().parents[1]
+SWEEPS = sorted((REPO / "experiments" / "sweeps").glob("*.yaml"))
+NOISE_CONFIGS = sorted(CONFIGS.glob("noise_*.yaml"))
+
+
+def _callbacks(config: dict[str, Any], kind: str) -> list[dict[str, Any]]:
+    return [
+        cb
+        for cb in config["trainer"].get("callbacks") or []
+        if cb["class_path"].rsplit(".", 1)[-1] == kind
+    ]
+
+
+def _sweep_value(sweep: dict[str, Any], name: str) -> Any:
+    spec = sweep["parameters"].get(name, {})
+    return spec.get("value", (spec.get("values") or [None])[0])
+
+
+def sweep_configs(sweep: dict[str, Any]) -> tuple[Path, Path]:
+    """The (CycleGAN, noise) configs a sweep's runs use, as `gan-init pipeline` picks them."""
+    dims = _sweep_value(sweep, "dims")
+    suffix = "_gpu" if _sweep_value(sweep, "scale") == "gpu" else ""
+    paths = []
+    for stage in ("cyclegan", "noise"):
+        given = _sweep_value(sweep, f"{stage}_config")
+        paths.append(REPO / given if given else CONFIGS / f"{stage}_{dims}d{suffix}.yaml")
+    return paths[0], paths[1]
+
+
+def config_pairs() -> list[tuple[Path, Path]]:
+    pairs = {sweep_configs(load_sweep(p)) for p in SWEEPS}
+    for dims in (2, 3):
+        for suffix in ("", "_gpu"):
+            pairs.add(
+                (
+                    CONFIGS / f"cyclegan_{dims}d{suffix}.yaml",
+                    CONFIGS / f"noise_{dims}d{suffix}.yaml",
+                )
+            )
+    return sorted(pairs)
+
+
+def _generator_args(noise: dict[str, Any]) -> dict[str, Any]:
+    return noise["model"]["init_args"]["generator"]["init_args"]
+
+
+@pytest.mark.parametrize("pair", config_pairs(), ids=lambda p: f"{p[0].stem}->{p[1].stem}")
+def test_cyclegan_is_trained_at_the_noise_gans_size(pair):
+    cyclegan, noise = (load_yaml(p) for p in pair)
+    cyc_size = cyclegan["data"]["init_args"]["size"]
+    noise_size = _generator_args(noise)["image_size"]
+    assert cyc_size == noise_size, (
+        f"{pair[0].name} trains at {cyc_size}, {pair[1].name} at {noise_size}"
+    )
+    assert noise["data"]["init_args"]["size"] == noise_size
+    cyc_backbone = cyclegan["model"]["init_args"]["generator"]["init_args"]["backbone"]
+    assert cyc_backbone == _generator_args(noise)["backbone"], f"{pair}: backbones differ"
+
+
+@pytest.mark.parametrize("path", SWEEPS, ids=lambda p: p.name)
+def test_sweeps_compare_every_growth_mode_and_stem_grows(path):
+    sweep = load_sweep(path)
+    assert set(sweep["parameters"]["grow"]["values"]) == {"full", "stem", "none"}
+    noise = load_yaml(sweep_configs(sweep)[1])
+    args = dict(_generator_args(noise))
+    args["backbone"] = BackboneSpec.from_dict(args["backbone"], source=path.name)
+    levels = {grow: NoiseGenerator(**{**args, "grow": grow}).n_levels for grow in ("stem", "full")}
+    assert levels["stem"] >= 2, f"{path.name}: `stem` growth has one level (it would equal `none`)"
+    assert levels["full"] > levels["stem"]
+
+
+@pytest.mark.parametrize("path", NOISE_CONFIGS, ids=lambda p: p.name)
+def test_noise_configs_evaluate_and_watch_stability(path):
+    config = load_yaml(path)
+    assert len(_callbacks(config, "EvaluationCallback")) == 1, f"{path.name} does not evaluate"
+    assert len(_callbacks(config, "StabilityCallback")) == 1, f"{path.name} has no stability watch"
+
+
+@pytest.mark.parametrize("path", SWEEPS, ids=lambda p: p.name)
+def test_sweep_metric_is_one_the_evaluation_logs(path):
+    sweep = load_sweep(path)
+    metric = sweep["metric"]["name"]
+    evaluation = _callbacks(load_yaml(sweep_configs(sweep)[1]), "EvaluationCallback")[0]
+    args = evaluation["init_args"]
+    logged = {
+        *args.get("metrics", []),
+        *args.get("costly_metrics", []),
+        *args.get("final_metrics", []),
+    }
+    assert metric.startswith("eval/") and metric.removeprefix("eval/").split("_")[0] in logged
+
+
+@pytest.mark.parametrize("path", sorted(CONFIGS.glob("*.yaml")), ids=lambda p: p.name)
+def test_configs_do_not_pin_the_data_stream(path):
+    """The data seed follows the run's seed (seed_everything), so each seed draws its own stream."""
+    assert "seed" not in load_yaml(path)["data"]["init_args"]
+
+
+# ---- each sweep's first combination, end to end, at CPU size ------------------------------------
+
+
+def shrink(config: dict[str, Any], size: int) -> dict[str, Any]:
+    """A shipped config at CPU-test size: the same callbacks and structure, tiny everything."""
+    config = copy.deepcopy(config)
+    trainer = config["trainer"]
+    trainer.update(
+        accelerator="cpu", devices=1, strategy="auto", precision="32-true",
+        log_every_n_steps=1, enable_progress_bar=False,
+    )  # fmt: skip
+    trainer["logger"] = [lg for lg in trainer["logger"] if lg["class_path"].endswith("CSVLogger")]
+    model = config["model"]["init_args"]
+    data = config["data"]["init_args"]
+    data.update(size=size, batch_size=2, samples_per_epoch=4, num_workers=0)
+    if "epochs_constant" in model:  # CycleGAN
+        trainer["max_epochs"] = 1
+        model.update(epochs_constant=1, epochs_decay=0, ssim_kernel=3)
+        model["generator"]["init_args"]["backbone"].update(base_width=4, n_blocks=1)
+        model["discriminator"]["init_args"].update(base_width=4, n_layers=1)
+        data["val_samples"] = 2
+        trainer["callbacks"] = [
+            cb for cb in trainer["callbacks"] if not cb["class_path"].endswith("ImageGrid")
+        ]
+        return config
+    gen = model["generator"]["init_args"]
+    bottleneck = size // 2 ** gen["backbone"]["n_down"]
+    gen.update(
+        image_size=size, latent_dim=8, start_resolution=min(gen["start_resolution"], bottleneck)
+    )
+    gen["backbone"].update(base_width=4, n_blocks=1)
+    disc = model["discriminator"]["init_args"]
+    disc.update(image_size=size, base_width=4, max_width=8, min_resolution=gen["start_resolution"])
+    for cb in trainer["callbacks"]:
+        kind, args = cb["class_path"].rsplit(".", 1)[-1], cb.setdefault("init_args", {})
+        if kind == "ProgressiveSchedule":
+            n = len(args["train_images"])
+            args.update(train_images=[4] * n, fade_images=[2] * n, batch_size=[2] * n)
+        elif kind == "EvaluationCallback":
+            args.update(every_n_images=8, costly_every_n_images=8, n_samples=4, n_real=4, n_train=4)
+        elif kind == "ModelCheckpoint":
+            args["every_n_train_steps"] = 4
+    return config
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", SWEEPS, ids=lambda p: p.name)
+def test_sweeps_first_combination_logs_its_metric(path, tmp_path):
+    sweep = load_sweep(path)
+    params = {name: _sweep_value(sweep, name) for name in sweep["parameters"]}
+    size = 16
+    shrunk = {}
+    for stage, config in zip(("cyclegan", "noise"), sweep_configs(sweep)):
+        shrunk[stage] = tmp_path / config.name
+        shrunk[stage].write_text(yaml.safe_dump(shrink(load_yaml(config), size)))
+    params.update(cyclegan_config=str(shrunk["cyclegan"]), noise_config=str(shrunk["noise"]))
+    if params.get("init_strategy") == "scratch":  # the CycleGAN stage runs for any other arm
+        params["init_strategy"] = "cyclegan"
+    out = tmp_path / "summary.json"
+    env = {**os.environ, "GAN_INIT_SUMMARY_OUT": str(out), "WANDB_MODE": "disabled"}
+    cmd = [*expand_command(sweep, params), f"--runs_dir={tmp_path / 'runs'}", "--n_samples=2"]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    metrics = json.loads(out.read_text())["metrics"]
+    metric = sweep["metric"]["name"]
+    assert isinstance(metrics.get(metric), float), f"{path.name}: {metric} not in {sorted(metrics)}"
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(pytest.main([__file__, "-q"]))
