@@ -45,15 +45,17 @@ bench: install
 	$(PY) benchmarks/run.py
 
 # The experiment. SCALE=gpu picks the paper-scale configs; STRATEGY, GROW, SEED pick the run;
-# ARGS passes anything else to `gan-init pipeline` (e.g. ARGS="--trainer.devices=4").
+# BASELINE (scratch; empty for none) is trained beside it with the same seed and shown side by
+# side; ARGS passes anything else to `gan-init pipeline` (e.g. ARGS="--trainer.devices=4").
 SCALE ?= cpu
 STRATEGY ?= cyclegan
+BASELINE ?= scratch
 SEED ?= 0
 GROW ?=
 RUNS ?= runs
 ARGS ?=
 PIPELINE = $(PY) -m gan_init pipeline --scale $(SCALE) --init_strategy $(STRATEGY) --seed $(SEED) \
-	--runs_dir $(RUNS) $(if $(GROW),--grow $(GROW)) $(ARGS)
+	--runs_dir $(RUNS) $(if $(GROW),--grow $(GROW)) $(if $(BASELINE),--baseline $(BASELINE)) $(ARGS)
 SWEEP_SUFFIX = $(if $(filter gpu,$(SCALE)),_gpu)
 
 train-2d: install

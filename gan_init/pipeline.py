@@ -225,9 +225,36 @@ def _run_cyclegan_locked(
             "checkpoint": str(checkpoint),
             "seconds": round(time.time() - start, 1),
             "config_hash": key,
+            "val": last_values(run_dir, "val/"),
         },
     )
     return checkpoint
+
+
+def last_values(run_dir: Path, prefix: str) -> dict[str, float]:
+    """The last logged value of every ``prefix*`` metric in a run's CSV files (all attempts)."""
+    import csv
+
+    from gan_init.files import csv_attempts
+
+    values: dict[str, float] = {}
+    for path in csv_attempts(run_dir):
+        with open(path, newline="") as f:
+            for row in csv.DictReader(f):
+                for key, value in row.items():
+                    if key and key.startswith(prefix) and value not in (None, ""):
+                        values[key] = float(value)
+    return values
+
+
+def cyclegan_record(checkpoint: Path | None) -> dict[str, Any] | None:
+    """What a noise run should say about the CycleGAN stage it started from: its checkpoint and
+    validation scores (PSNR/SSIM/MAE of both translations and the identity baseline)."""
+    if checkpoint is None:
+        return None
+    run_dir = checkpoint.parent.parent
+    done = read_json(run_dir / "done.json") or {}
+    return {"checkpoint": str(checkpoint), "val": done.get("val") or last_values(run_dir, "val/")}
 
 
 def noise_run_dir(opts: PipelineOptions, grow: str) -> Path:
@@ -312,6 +339,7 @@ def run_pipeline(opts: PipelineOptions) -> dict[str, Any]:
         "metrics": metrics,
         "divergence": divergence,
         "metrics_csv": str(_find(run_dir, "metrics.csv") or ""),
+        "cyclegan": cyclegan_record(source),
     }
     write_json(summary_file, summary)
     write_atomic(run_dir / "summary.md", summary_markdown(summary))
@@ -346,6 +374,10 @@ def summary_markdown(summary: dict[str, Any]) -> str:
     ]
     if summary.get("divergence"):
         lines.append(f"- divergence: {summary['divergence']}")
+    cyclegan = summary.get("cyclegan") or {}
+    if cyclegan.get("val"):
+        scores = ", ".join(f"{k} {v:.4g}" for k, v in sorted(cyclegan["val"].items()))
+        lines.append(f"- CycleGAN stage validation: {scores}")
     if summary.get("metrics"):
         lines += ["", "| metric | value |", "| --- | --- |"]
         for key, value in sorted(summary["metrics"].items()):

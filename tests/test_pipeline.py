@@ -86,12 +86,23 @@ def test_miniature_pipeline_end_to_end(tmp_path, dims, capsys):
     runs = tmp_path / "runs"
     args = ["--dims", str(dims), "--cyclegan_config", str(cyc), "--noise_config", str(noise)]
     args += ["--runs_dir", str(runs), "--n_samples", "4", "--grow", "stem"]
-    assert pipeline_cmd.main(args) == 0
+    # make train-2d/3d: the cyclegan run and a scratch run of the same seed, side by side.
+    assert pipeline_cmd.main([*args, "--baseline", "scratch"]) == 0
     out = capsys.readouterr().out
     run = runs / f"noise_{dims}d" / "cyclegan-stem-seed0"
-    assert f"run:     {run}" in out
+    scratch = runs / f"noise_{dims}d" / "scratch-stem-seed0"
+    assert f"run:     {run}" in out and f"run:     {scratch}" in out
+    compare = run.parent / "compare-cyclegan-stem-seed0-vs-scratch"
+    assert f"side by side: {compare / 'comparison.md'}" in out
+    text = (compare / "comparison.md").read_text()
+    assert "| eval/swd (lower is better) |" in text and "cyclegan − scratch" in text
+    assert "val/psnr_t2_to_t1" in text  # the CycleGAN stage's validation scores
+    assert (compare / "comparison.png").is_file()
     summary = json.loads((run / "summary.json").read_text())
     assert summary["status"] == "finished", summary
+    assert "val/psnr_t2_to_t1" in summary["cyclegan"]["val"]
+    assert "CycleGAN stage validation" in (run / "summary.md").read_text()
+    assert json.loads((scratch / "summary.json").read_text())["status"] == "finished"
     assert summary["source"].endswith("last.ckpt") and Path(summary["source"]).is_file()
     assert "eval/swd" in summary["metrics"] and summary["metrics"]["eval/swd"] >= 0
     assert (run / "config.yaml").is_file() and (run / "summary.md").is_file()

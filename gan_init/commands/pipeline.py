@@ -10,7 +10,9 @@ Any other ``--key=value`` is passed to ``gan-init fit``: ``--trainer.*`` to both
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
+from pathlib import Path
 
 from gan_init.pipeline import PipelineOptions, run_pipeline
 
@@ -38,6 +40,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--noise_config", default=None)
     p.add_argument("--n_samples", type=int, default=64)
     p.add_argument("--force", action="store_true", help="run again even if the run finished")
+    p.add_argument(
+        "--baseline",
+        default=None,
+        help="also run this strategy with the same seed and options (sharing the CycleGAN "
+        "stage), then write both side by side (make train-2d/3d: scratch); default: none",
+    )
     return p
 
 
@@ -84,11 +92,28 @@ def main(argv: list[str]) -> int:
     except (ValueError, FileNotFoundError) as err:
         print(f"gan-init pipeline: {err}", file=sys.stderr)
         return 2
-    summary = run_pipeline(opts)
-    print()
-    print(f"run:     {summary['run_dir']} ({summary['status']})")
-    print(f"summary: {summary['run_dir']}/summary.md")
-    print(f"samples: {summary.get('samples')}")
-    for key, value in sorted((summary.get("metrics") or {}).items()):
-        print(f"  {key}: {value:.4g}" if isinstance(value, float) else f"  {key}: {value}")
-    return 0 if summary["status"] in ("finished", "diverged") else 1
+    summaries = []
+    if args.baseline and args.baseline != opts.init_strategy:
+        try:
+            baseline = dataclasses.replace(opts, init_strategy=args.baseline, name=None)
+        except ValueError as err:
+            print(f"gan-init pipeline: --baseline: {err}", file=sys.stderr)
+            return 2
+        summaries.append(run_pipeline(baseline))
+    summaries.append(run_pipeline(opts))
+    for summary in summaries:
+        print()
+        print(f"run:     {summary['run_dir']} ({summary['status']})")
+        print(f"summary: {summary['run_dir']}/summary.md")
+        print(f"samples: {summary.get('samples')}")
+        for key, value in sorted((summary.get("metrics") or {}).items()):
+            print(f"  {key}: {value:.4g}" if isinstance(value, float) else f"  {key}: {value}")
+    if len(summaries) > 1:
+        from gan_init.compare import compare_runs
+
+        main_run = Path(summaries[-1]["run_dir"])
+        out = main_run.parent / f"compare-{main_run.name}-vs-{args.baseline}"
+        path = compare_runs([Path(s["run_dir"]) for s in summaries], out)
+        print()
+        print(f"side by side: {path} (and {path.with_suffix('.png')})")
+    return 0 if all(s["status"] in ("finished", "diverged") for s in summaries) else 1
