@@ -3,7 +3,7 @@
 That code saves each network as a bare ``state_dict`` of an unnamed ``nn.Sequential`` called
 ``model`` (``latest_net_G_B.pth``: with A = T1 and B = T2, ``G_B`` maps T2 -> T1, ``D_B`` judges
 T1). Its keys are positions; here they are mapped to this project's names by meaning
-(``/work/shared/interop/cyclegan_reference_keys.md``):
+(the checkpoint format of that code, read off it run with its defaults):
 
 =====================================  ======================================
 canonical ``resnet_{n}blocks``          ours (``CycleGANGenerator``)
