@@ -38,7 +38,6 @@ from gan_init.registry import check_choice
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "experiments" / "configs"
-GROW_MODES = ("full", "stem", "none")
 SCALES = ("cpu", "gpu")
 
 # W&B variables that tie a process to the sweep run that started it; stage 1 is shared between
@@ -70,10 +69,12 @@ class PipelineOptions:
         if self.dims not in (2, 3):
             raise ValueError(f"--dims {self.dims}: expected 2 or 3")
         check_choice("--scale", self.scale, SCALES)
+        # Imported lazily: the networks and the strategy registry pull in torch.
+        from gan_init.networks.progressive import GROW_MODES
+        from gan_init.transfer.strategies import INIT_STRATEGIES
+
         if self.grow is not None:
             check_choice("--grow", self.grow, GROW_MODES)
-        # Imported lazily: the strategy registry pulls in torch.
-        from gan_init.transfer.strategies import INIT_STRATEGIES
 
         if self.init_strategy not in INIT_STRATEGIES:
             raise ValueError(
