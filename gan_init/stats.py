@@ -38,9 +38,10 @@ VERDICT_RULE = (
 LOWER_IS_BETTER = {"eval/swd", "eval/fid", "eval/kid", "eval/memo_fraction"}
 HIGHER_IS_BETTER = {"eval/precision", "eval/recall"}
 SUMMARIES = {
-    "auc": "normalized area under the curve over images shown (first to last evaluation)",
-    "final": "final value",
-    "reach": "images shown until the run first reaches scratch's final value (same seed); "
+    "auc": "area under `{m}` over images shown from the first evaluation to the last, divided by "
+    "that span",
+    "final": "final `{m}`",
+    "reach": "images shown until the run first reaches scratch's final `{m}` (same seed), "
     "censored at the run's budget when never reached",
 }
 
@@ -317,7 +318,7 @@ class Endpoint:
         if self.summary == "diverged":
             return "runs that diverged (counted, not paired)"
         better = {1: "lower is better", -1: "higher is better", 0: "no direction"}[self.sign]
-        return f"{SUMMARIES[self.summary]} of `{self.metric}`; {better}"
+        return f"{SUMMARIES[self.summary].format(m=self.metric)}; {better}"
 
 
 @dataclass(frozen=True)
