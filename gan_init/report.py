@@ -390,7 +390,7 @@ def secondary_table(runs: list[Run], spec: EndpointSpec, endpoint: Endpoint) -> 
         return divergence_table(runs)
     comparisons = analyse(runs, spec, endpoint)
     if not comparisons:
-        return []
+        return [f"### Secondary: {endpoint.label} (`{endpoint}`): not logged by these runs", ""]
     _, censored = endpoint_values(runs, endpoint)
     lines = [f"### Secondary: {endpoint.label} (`{endpoint}`)", ""]
     if endpoint.metric:

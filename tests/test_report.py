@@ -177,6 +177,7 @@ def test_report_states_the_plan_before_any_number_and_the_floor(sweep_runs):
     two_d, three_d = text.split("## 3D, `noise_3d`")
     assert "Noise floor (`eval/swd_floor`" in two_d and "): 1.5 (26 runs" in two_d
     assert "not measured" in three_d and "not measured" not in two_d
+    assert "final KID (`final(eval/kid)`): not logged by these runs" in three_d
     overview = text[text.index("## Paired difference") : text.index("## 2D and 3D side by side")]
     assert "| cyclegan | **better**" in overview
 

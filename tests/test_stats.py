@@ -173,3 +173,49 @@ def test_bad_endpoint_spec_names_the_key(raw, message):
 def test_spec_round_trips_through_the_state_file_form():
     again = EndpointSpec.from_dict(DEFAULT_SPEC.to_dict(), "state")
     assert again.to_dict() == DEFAULT_SPEC.to_dict()
+
+
+FAKE_RUN = """
+import json, os, sys
+args = dict(a[2:].split("=", 1) for a in sys.argv[1:])
+out = os.environ["GAN_INIT_SUMMARY_OUT"]
+os.makedirs(os.path.dirname(out), exist_ok=True)
+run_dir = os.path.join(os.environ["GAN_INIT_RUNS_DIR"], "2d", "seed" + args["seed"])
+json.dump({"status": "finished", "run_dir": run_dir, "metrics": {}}, open(out, "w"))
+"""
+
+
+def _sweep_with_endpoints(tmp_path: Path, endpoints: dict) -> Path:
+    (tmp_path / "fake_run.py").write_text(FAKE_RUN)
+    sweep = {
+        "method": "grid",
+        "parameters": {"seed": {"values": [0, 1]}},
+        "command": ["${interpreter}", str(tmp_path / "fake_run.py"), "${args}"],
+        "endpoints": endpoints,
+    }
+    path = tmp_path / "mine.yaml"
+    path.write_text(yaml.safe_dump(sweep))
+    return path
+
+
+def test_the_sweep_records_its_endpoints_for_the_report(tmp_path):
+    from gan_init.report import sweep_specs
+    from gan_init.sweep import run_sweep
+
+    endpoints = {"primary": "auc(eval/swd)", "secondary": ["final(eval/swd)"], "margin": 0.5}
+    path = _sweep_with_endpoints(tmp_path, endpoints)
+    run_sweep(path, runs_dir=tmp_path / "runs")
+    state = yaml.safe_load((tmp_path / "runs" / "sweeps" / "mine.json").read_text())
+    assert state["sweep_file"] == str(path) and state["endpoints"]["margin"] == 0.5
+    specs = sweep_specs(tmp_path / "runs")
+    assert set(specs) == {("2d", "seed0"), ("2d", "seed1")}
+    assert specs[("2d", "seed0")].margin == 0.5 and specs[("2d", "seed0")].source == str(path)
+
+
+def test_a_bad_endpoint_spec_stops_the_sweep_before_any_run(tmp_path):
+    from gan_init.sweep import run_sweep
+
+    path = _sweep_with_endpoints(tmp_path, {"primary": "auc(eval/swd)", "margin": -1})
+    with pytest.raises(ValueError, match=r"mine.yaml: endpoints.margin: expected a positive"):
+        run_sweep(path, runs_dir=tmp_path / "runs")
+    assert not (tmp_path / "runs" / "sweeps" / "mine.json").exists()
