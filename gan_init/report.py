@@ -3,13 +3,18 @@
 Reads every noise-GAN run under ``RUNS_DIR/{2d,3d}/*/`` (its ``summary.json`` and the CSV metrics
 its CSVLogger wrote) and writes ``RUNS_DIR/report/report.md`` with:
 
-- each metric against images shown, per strategy and growth mode (mean and spread over seeds);
-- a table at fixed budgets (mean and 95% t-interval over seeds);
-- images needed to reach the scratch baseline's final quality;
-- divergence counts;
-- a significance test of each strategy's final value against ``scratch`` (Welch's t-test and the
-  Mann-Whitney U test; with few seeds their power is low, and the report says how many);
-- a sample grid per strategy; 2D and 3D side by side when both exist.
+- the pre-specified endpoints of each sweep (the ``endpoints:`` key of its sweep file, recorded in
+  ``RUNS_DIR/sweeps/<sweep>.json``; ``gan_init.stats.DEFAULT_SPEC`` for runs outside a sweep),
+  before any number;
+- the plot to look at first: each strategy's paired difference to ``scratch`` (same seed, growth
+  mode and noise config) in the primary endpoint, with its 95% CI, the zero line and the
+  equivalence band;
+- per sweep (dims x noise config): the paired analysis of the primary endpoint (mean difference
+  and CI, Holm-adjusted p, TOST, one-word verdict, the smallest difference detectable at the
+  stated power) and of the secondary ones, next to the metric's noise floor (``eval/swd_floor``);
+- each metric and transfer diagnostic (``diag/...``) against images shown (mean and min-max over
+  seeds), a table at fixed budgets, divergence counts, a sample grid per strategy; 2D and 3D side
+  by side when both exist.
 """
 
 from __future__ import annotations
@@ -24,17 +29,31 @@ from typing import Any
 import numpy as np
 
 from gan_init.files import csv_attempts, read_json, write_atomic
+from gan_init.stats import (
+    BASELINE,
+    DEFAULT_SPEC,
+    HIGHER_IS_BETTER,
+    VERDICT_RULE,
+    Comparison,
+    Endpoint,
+    EndpointSpec,
+    compare_to_baseline,
+    normalized_auc,
+)
 
-# Lower is better for these; higher for precision/recall. MS-SSIM of samples is compared with
-# the real images' (closer is better), so it gets no direction of its own.
-LOWER_IS_BETTER = {"eval/swd", "eval/fid", "eval/kid", "eval/memo_fraction"}
-HIGHER_IS_BETTER = {"eval/precision", "eval/recall"}
 PRIMARY = ("eval/swd", "eval/fid")
 PLOTTED = (
     "eval/swd", "eval/fid", "eval/kid", "eval/precision", "eval/recall",
     "eval/msssim_fake", "eval/memo_fraction",
 )  # fmt: skip
 X_KEY = "progress/images_shown"
+CURVE_PREFIXES = ("eval/", "diag/")
+# Transfer diagnostics, logged per part as diag/<kind>/<part> (latent_stem, trunk, decoder, head).
+DIAGNOSTICS = {
+    "weight_dist": "relative L2 distance of the weights from their start",
+    "cka": "linear CKA of the activations on fixed latents against step 0",
+    "update_ratio": "|dw| / |w| per step",
+}
 
 
 @dataclass
@@ -77,7 +96,7 @@ def read_curves(csv_path: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         if x in (None, ""):
             continue
         for key, value in row.items():
-            if key.startswith("eval/") and value not in (None, ""):
+            if key.startswith(CURVE_PREFIXES) and value not in (None, ""):
                 v = float(value)
                 if math.isfinite(v):
                     points.setdefault(key, []).append((float(x), v))
@@ -181,15 +200,96 @@ def images_to_reach(run: Run, metric: str, target: float) -> float | None:
     return float(xs[np.argmax(ok)]) if ok.any() else None
 
 
-def significance(values: list[float], baseline: list[float]) -> tuple[float, float]:
-    """Two-sided p-values (Welch's t-test, Mann-Whitney U); nan when either side has < 2 runs."""
-    from scipy import stats
+# ---------------------------------------------------------------------------------------------
+# Endpoints: one value per run, then paired by seed (gan_init.stats)
 
-    if len(values) < 2 or len(baseline) < 2:
-        return math.nan, math.nan
-    t = stats.ttest_ind(values, baseline, equal_var=False).pvalue
-    u = stats.mannwhitneyu(values, baseline, alternative="two-sided").pvalue
-    return float(t), float(u)
+
+def sweep_specs(runs_dir: Path) -> dict[tuple[str, str], EndpointSpec]:
+    """Each sweep run's pre-specified endpoints, keyed by its folder (``<parent>/<name>``, so a
+    moved runs folder still matches), from the sweep state files ``gan-init sweep`` writes."""
+    specs: dict[tuple[str, str], EndpointSpec] = {}
+    for state_file in sorted((runs_dir / "sweeps").glob("*.json")):
+        state = read_json(state_file) or {}
+        if not state.get("endpoints"):
+            continue
+        source = state.get("sweep_file") or state_file.name
+        spec = EndpointSpec.from_dict(state["endpoints"], f"{state_file}: endpoints", source)
+        for record in state.get("runs", []):
+            if record.get("run_dir"):
+                run_dir = Path(record["run_dir"])
+                specs[(run_dir.parent.name, run_dir.name)] = spec
+    return specs
+
+
+def section_spec(
+    runs: list[Run], specs: dict[tuple[str, str], EndpointSpec]
+) -> tuple[EndpointSpec, str]:
+    """The spec the section's runs were run under, and where it comes from."""
+    found = [specs.get((r.path.parent.name, r.path.name)) for r in runs]
+    distinct = {s.source: s for s in found if s is not None}
+    if not distinct:
+        return (
+            DEFAULT_SPEC,
+            "not pre-specified (no sweep recorded these runs): the report's default",
+        )
+    source = max(distinct, key=lambda k: sum(s is not None and s.source == k for s in found))
+    note = f"pre-specified in `{source}`"
+    if len(distinct) > 1:
+        note += f" (the runs come from {len(distinct)} sweep files; this one holds most)"
+    return distinct[source], note
+
+
+def usable(runs: list[Run]) -> list[Run]:
+    """Runs that enter the paired analysis: finished (diverged and failed runs are counted, and
+    their seed's pair is incomplete)."""
+    return [r for r in runs if r.status == "finished"]
+
+
+def reach_value(run: Run, scratch: Run | None, metric: str) -> tuple[float, bool] | None:
+    """Images until ``run`` first reaches ``scratch``'s final ``metric`` (same seed), and whether
+    it was censored at the run's budget (never reached)."""
+    if scratch is None or metric not in run.curves or metric not in scratch.final:
+        return None
+    images = images_to_reach(run, metric, scratch.final[metric])
+    if images is None:
+        return float(run.curves[metric][0][-1]), True
+    return images, False
+
+
+def endpoint_values(
+    runs: list[Run], endpoint: Endpoint
+) -> tuple[dict[tuple[str, str, int], float], dict[tuple[str, str], int]]:
+    """``{(strategy, grow, seed): value}`` over the usable runs, and the censored count per
+    (strategy, grow) (``reach`` only)."""
+    values: dict[tuple[str, str, int], float] = {}
+    censored: dict[tuple[str, str], int] = {}
+    good = usable(runs)
+    scratch = {(r.grow, r.seed): r for r in good if r.strategy == BASELINE}
+    for run in good:
+        key = (run.strategy, run.grow, run.seed)
+        if endpoint.summary == "auc" and endpoint.metric in run.curves:
+            values[key] = normalized_auc(*run.curves[endpoint.metric])
+        elif endpoint.summary == "final" and endpoint.metric in run.final:
+            values[key] = run.final[endpoint.metric]
+        elif endpoint.summary == "reach":
+            reached = reach_value(run, scratch.get((run.grow, run.seed)), endpoint.metric)
+            if reached is not None:
+                values[key] = reached[0]
+                censored[key[:2]] = censored.get(key[:2], 0) + reached[1]
+    return values, censored
+
+
+def analyse(runs: list[Run], spec: EndpointSpec, endpoint: Endpoint) -> list[Comparison]:
+    """Paired comparisons to scratch; the margin (and so TOST) applies to the primary only."""
+    values, _ = endpoint_values(runs, endpoint)
+    margin = spec.margin if endpoint == spec.primary else None
+    return compare_to_baseline(
+        values, metric=endpoint.metric, margin=margin, alpha=spec.alpha, power=spec.power
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Formatting
 
 
 def _fmt(x: float | None, digits: int = 4) -> str:
@@ -202,20 +302,184 @@ def _fmt_ci(mean: float, half: float) -> str:
     return _fmt(mean) if math.isnan(half) else f"{_fmt(mean)} ± {_fmt(half, 2)}"
 
 
-def plot_metric(runs: list[Run], metric: str, out: Path, title: str) -> Path | None:
-    """One panel per growth mode (curves of different modes are measured at different sizes
-    early on), one colour per strategy in every panel; mean over seeds, min-max band."""
+def _fmt_diff(c: Comparison) -> str:
+    low, high = c.test.ci
+    if math.isnan(low):
+        return _fmt(c.test.mean)
+    return f"{_fmt(c.test.mean, 3)} [{_fmt(low, 3)}, {_fmt(high, 3)}]"
+
+
+def _fmt_margin(spec: EndpointSpec) -> str:
+    if isinstance(spec.margin, str):
+        return f"± {spec.margin} of scratch's mean {spec.primary.label} (per growth mode)"
+    return f"± {_fmt(spec.margin)} {spec.primary.label}"
+
+
+def spec_lines(spec: EndpointSpec, note: str) -> list[str]:
+    """The analysis plan, as it was fixed before the runs."""
+    lines = [f"Endpoints {note}:", ""]
+    lines.append(f"- **primary**: `{spec.primary}`: {spec.primary.meaning}")
+    for e in spec.secondary:
+        lines.append(f"- secondary: `{e}`: {e.meaning}")
+    lines.append(
+        f"- equivalence margin {_fmt_margin(spec)}; alpha {spec.alpha}; detectable difference "
+        f"stated at {spec.power:.0%} power"
+    )
+    return lines + [""]
+
+
+def noise_floor_line(runs: list[Run], metric: str) -> str:
+    """The metric between two disjoint real sets of the evaluation size (``<metric>_floor``)."""
+    key = f"{metric}_floor"
+    floors = [r.final[key] for r in runs if key in r.final]
+    what = f"`{key}`, {metric.removeprefix('eval/').upper()} between two disjoint real sets"
+    if not floors:
+        return f"Noise floor ({what}): not measured (no run logged `{key}`)."
+    spread = f", range {_fmt(min(floors))}–{_fmt(max(floors))}" if len(floors) > 1 else ""
+    return f"Noise floor ({what}): {_fmt(float(np.mean(floors)))} ({len(floors)} runs{spread})."
+
+
+# ---------------------------------------------------------------------------------------------
+# Tables
+
+
+def primary_table(runs: list[Run], spec: EndpointSpec, comparisons: list[Comparison]) -> list[str]:
+    e = spec.primary
+    lines = [f"### Primary endpoint: {e.label}, paired difference strategy − scratch", ""]
+    lines += [noise_floor_line(runs, e.metric), ""]
+    lines.append(
+        f"| strategy | grow | pairs | scratch mean | Δ mean [95% CI] | Holm p | TOST margin "
+        f"| Holm TOST p | verdict | why | detectable Δ ({spec.power:.0%} power) | not paired |"
+    )
+    lines.append("| --- " * 12 + "|")
+    for c in comparisons:
+        excluded = unpaired_note(runs, c)
+        lines.append(
+            f"| {c.strategy} | {c.grow} | {c.test.n} | {_fmt(c.baseline_mean)} | {_fmt_diff(c)} "
+            f"| {_fmt(c.p_holm, 2)} | ± {_fmt(c.margin, 3)} | {_fmt(c.tost_holm, 2)} "
+            f"| **{c.verdict}** | {c.reason} | {_fmt(c.mde, 3)} | {excluded or '–'} |"
+        )
+    return lines + [
+        "",
+        "Verdict rule: see the analysis plan. Detectable Δ: the smallest true mean difference a "
+        f"two-sided paired t test at alpha {spec.alpha} finds with {spec.power:.0%} probability, "
+        "given the measured paired spread and number of pairs (noncentral t, no normal "
+        "approximation; before Holm's adjustment).",
+        "",
+    ]
+
+
+def unpaired_note(runs: list[Run], c: Comparison) -> str:
+    """Seeds of the strategy or scratch (same growth mode) that did not make a pair, and why."""
+    sides = {c.strategy: [], BASELINE: []}
+    for r in runs:
+        if r.grow == c.grow and r.strategy in sides:
+            sides[r.strategy].append(r)
+    reasons: dict[str, list[int]] = {}
+    for seed in sorted({r.seed for rs in sides.values() for r in rs} - set(c.seeds)):
+        why = [f"{s} {r.status}" for s, rs in sides.items() for r in rs if r.seed == seed]
+        why = [w for w in why if not w.endswith("finished")]
+        why += [f"no {s} run" for s, rs in sides.items() if all(r.seed != seed for r in rs)]
+        reasons.setdefault(", ".join(why), []).append(seed)
+    notes = [f"seed{'s' * (len(v) > 1)} {', '.join(map(str, v))}: {k}" for k, v in reasons.items()]
+    return "; ".join(notes)
+
+
+def secondary_table(runs: list[Run], spec: EndpointSpec, endpoint: Endpoint) -> list[str]:
+    if endpoint.summary == "diverged":
+        return divergence_table(runs)
+    comparisons = analyse(runs, spec, endpoint)
+    if not comparisons:
+        return [f"### Secondary: {endpoint.label} (`{endpoint}`): not logged by these runs", ""]
+    _, censored = endpoint_values(runs, endpoint)
+    lines = [f"### Secondary: {endpoint.label} (`{endpoint}`)", ""]
+    if endpoint.metric:
+        lines += [noise_floor_line(runs, endpoint.metric), ""]
+    extra = " | censored (never reached)" if endpoint.summary == "reach" else ""
+    lines.append(
+        f"| strategy | grow | pairs | strategy mean | scratch mean | Δ mean [95% CI] | p{extra} |"
+    )
+    lines.append("| --- " * (7 + bool(extra)) + "|")
+    for c in comparisons:
+        cells = [c.strategy, c.grow, str(c.test.n), _fmt(c.strategy_mean), _fmt(c.baseline_mean)]
+        cells += [_fmt_diff(c), _fmt(c.test.p, 2)]
+        if extra:
+            cells.append(f"{censored.get((c.strategy, c.grow), 0)} of the strategy's runs")
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines + ["", "Secondary p values are unadjusted (descriptive).", ""]
+
+
+def divergence_table(runs: list[Run]) -> list[str]:
+    lines = ["### Secondary: divergences", "", "| strategy (grow) | runs | diverged | failed |"]
+    lines.append("| --- | --- | --- | --- |")
+    for group in sorted({r.group for r in runs}):
+        members = [r for r in runs if r.group == group]
+        counts = [sum(r.status == s for r in members) for s in ("diverged", "failed")]
+        lines.append(f"| {group} | {len(members)} | {counts[0]} | {counts[1]} |")
+    return lines + [""]
+
+
+def fixed_budget_lines(runs: list[Run], groups: list[str]) -> list[str]:
+    """Each primary metric at fractions of the shortest run's last evaluation (unpaired)."""
+    ends = [r.curves[m][0][-1] for r in runs for m in PRIMARY if m in r.curves]
+    if not ends:
+        return []
+    last = min(ends)
+    budgets = sorted({round(last * f) for f in (0.25, 0.5, 1.0)})
+    lines: list[str] = []
+    for metric in [m for m in PRIMARY if any(len(r.curves.get(m, ((),))[0]) > 1 for r in runs)]:
+        lines += [f"### {metric} at fixed budgets (mean ± 95% CI over seeds)", ""]
+        lines.append("| strategy (grow) | " + " | ".join(f"{b:,} images" for b in budgets) + " |")
+        lines.append("| --- |" + " --- |" * len(budgets))
+        for group in groups:
+            cells = []
+            for b in budgets:
+                members = [r for r in runs if r.group == group]
+                vals = [v for r in members for v in [value_at(r, metric, b)] if v is not None]
+                cells.append(_fmt_ci(*mean_ci(vals)) if vals else "–")
+            lines.append(f"| {group} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return lines
+
+
+# ---------------------------------------------------------------------------------------------
+# Plots
+
+
+def _pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def _strategy_colors(strategies: list[str]) -> dict[str, Any]:
+    colors = _pyplot().get_cmap("tab10" if len(strategies) <= 10 else "tab20")
+    return {s: colors(i) for i, s in enumerate(strategies)}
+
+
+def _mean_band(ax: Any, members: list[Run], metric: str, color: Any, label: str) -> None:
+    """Mean over seeds on the span all of them cover, min-max band."""
+    end = min(r.curves[metric][0][-1] for r in members)
+    start = max(r.curves[metric][0][0] for r in members)
+    grid = np.linspace(start, end, 50) if end > start else np.array([end])
+    ys = np.stack([np.interp(grid, *r.curves[metric]) for r in members])
+    ax.plot(grid, ys.mean(axis=0), color=color, label=f"{label} (n={len(members)})")
+    if len(members) > 1:
+        ax.fill_between(grid, ys.min(axis=0), ys.max(axis=0), alpha=0.15, color=color)
+
+
+def plot_metric(runs: list[Run], metric: str, out: Path, title: str) -> Path | None:
+    """One panel per growth mode (curves of different modes are measured at different sizes
+    early on), one colour per strategy in every panel; mean over seeds, min-max band."""
+    plt = _pyplot()
     runs = [r for r in runs if metric in r.curves]
     if not runs:
         return None
     strategies = sorted({r.strategy for r in runs})
-    colors = plt.get_cmap("tab10" if len(strategies) <= 10 else "tab20")
-    color = {s: colors(i) for i, s in enumerate(strategies)}
+    color = _strategy_colors(strategies)
     grows = sorted({r.grow for r in runs})
     fig, axes = plt.subplots(
         1, len(grows), figsize=(5.2 * len(grows) + 1.0, 4.0), dpi=120, sharey=True, squeeze=False
@@ -223,19 +487,8 @@ def plot_metric(runs: list[Run], metric: str, out: Path, title: str) -> Path | N
     for ax, grow in zip(axes[0], grows):
         for strategy in strategies:
             members = [r for r in runs if r.strategy == strategy and r.grow == grow]
-            if not members:
-                continue
-            end = min(r.curves[metric][0][-1] for r in members)
-            start = max(r.curves[metric][0][0] for r in members)
-            grid = np.linspace(start, end, 50) if end > start else np.array([end])
-            ys = np.stack([np.interp(grid, *r.curves[metric]) for r in members])
-            ax.plot(
-                grid, ys.mean(axis=0), color=color[strategy], label=f"{strategy} (n={len(members)})"
-            )
-            if len(members) > 1:
-                ax.fill_between(
-                    grid, ys.min(axis=0), ys.max(axis=0), alpha=0.15, color=color[strategy]
-                )
+            if members:
+                _mean_band(ax, members, metric, color[strategy], strategy)
         note = " (measured at the current level's size)" if grow == "full" else ""
         ax.set_title(f"grow {grow}{note}", fontsize=9)
         ax.set_xlabel("images shown")
@@ -249,19 +502,121 @@ def plot_metric(runs: list[Run], metric: str, out: Path, title: str) -> Path | N
     return out
 
 
-def dims_section(runs: list[Run], dims: int, out_dir: Path, config: str = "") -> list[str]:
-    """One section per (dims, noise config)."""
+def plot_diagnostic(runs: list[Run], kind: str, out: Path, title: str) -> Path | None:
+    """``diag/<kind>/<part>`` against images shown: a row per growth mode, a column per part,
+    a colour per strategy (mean over seeds, min-max band)."""
+    plt = _pyplot()
+    prefix = f"diag/{kind}/"
+    parts = sorted({k.removeprefix(prefix) for r in runs for k in r.curves if k.startswith(prefix)})
+    if not parts:
+        return None
+    runs = [r for r in runs if any(k.startswith(prefix) for k in r.curves)]
+    color = _strategy_colors(sorted({r.strategy for r in runs}))
+    grows = sorted({r.grow for r in runs})
+    fig, axes = plt.subplots(
+        len(grows), len(parts), figsize=(3.6 * len(parts) + 1, 3.0 * len(grows) + 0.6),
+        dpi=110, squeeze=False, sharex=True,
+    )  # fmt: skip
+    for (i, grow), (j, part) in ((g, p) for g in enumerate(grows) for p in enumerate(parts)):
+        ax, metric = axes[i][j], prefix + part
+        for strategy in color:
+            members = [r for r in runs if (r.strategy, r.grow) == (strategy, grow)]
+            members = [r for r in members if metric in r.curves]
+            if members:
+                _mean_band(ax, members, metric, color[strategy], strategy)
+        if kind == "update_ratio":
+            ax.set_yscale("log")
+        ax.set_title(f"{part}, grow {grow}", fontsize=9)
+        ax.grid(alpha=0.3)
+        if i == len(grows) - 1:
+            ax.set_xlabel("images shown")
+        if ax.lines:
+            ax.legend(fontsize=6)
+    fig.suptitle(f"{title}: {DIAGNOSTICS.get(kind, kind)}", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(out)
+    plt.close(fig)
+    return out
+
+
+def plot_paired(panels: list[tuple[str, EndpointSpec, list[Comparison]]], out: Path) -> Path | None:
+    """The plot to look at first: per sweep (a row of panels) and growth mode (a panel), each
+    strategy's mean paired difference to scratch in the primary endpoint with its 95% CI (bar),
+    the per-seed differences (dots), zero (solid) and the equivalence band (shaded)."""
+    plt = _pyplot()
+    rows = [(title, spec, cs) for title, spec, cs in panels if cs]
+    if not rows:
+        return None
+    grows = sorted({c.grow for _, _, cs in rows for c in cs})
+    strategies = sorted({c.strategy for _, _, cs in rows for c in cs}, reverse=True)
+    fig, axes = plt.subplots(
+        len(rows), len(grows), figsize=(5.0 * len(grows) + 2.4, 0.45 * len(strategies) * len(rows) + 1.6 * len(rows)),
+        dpi=120, squeeze=False, sharey=True,
+    )  # fmt: skip
+    for (i, (title, spec, comparisons)), (j, grow) in (
+        (r, g) for r in enumerate(rows) for g in enumerate(grows)
+    ):
+        ax = axes[i][j]
+        _paired_panel(ax, [c for c in comparisons if c.grow == grow], strategies, spec)
+        ax.set_title(f"{title}, grow {grow}", fontsize=9)
+        if i == len(rows) - 1:
+            ax.set_xlabel(f"Δ {spec.primary.label}: strategy − scratch (same seed)")
+    fig.tight_layout()
+    fig.savefig(out)
+    plt.close(fig)
+    return out
+
+
+def _paired_panel(
+    ax: Any, comparisons: list[Comparison], strategies: list[str], spec: EndpointSpec
+) -> None:
+    ax.set_yticks(range(len(strategies)), strategies, fontsize=8)
+    ax.set_ylim(-0.7, len(strategies) - 0.3)
+    ax.axvline(0.0, color="black", lw=1)
+    margins = [c.margin for c in comparisons if math.isfinite(c.margin)]
+    if margins:
+        ax.axvspan(-margins[0], margins[0], color="tab:green", alpha=0.12, label="equivalence")
+    colour = {"better": "tab:blue", "worse": "tab:red", "equivalent": "tab:green"}
+    for c in comparisons:
+        y = strategies.index(c.strategy)
+        ax.plot(c.diffs, [y] * len(c.diffs), "o", ms=3, color="0.55", zorder=2)
+        low, high = c.test.ci
+        col = colour.get(c.verdict, "0.2")
+        if math.isfinite(low):
+            ax.errorbar(c.test.mean, y, xerr=[[c.test.mean - low], [high - c.test.mean]],
+                        fmt="D", color=col, ms=5, capsize=3, zorder=3)  # fmt: skip
+        ax.annotate(f"{c.verdict} (n={c.test.n})", (1.01, y), xycoords=("axes fraction", "data"),
+                    fontsize=7, va="center", color=col)  # fmt: skip
+    better = "← better | worse →" if spec.primary.sign > 0 else "← worse | better →"
+    ax.text(0.5, 0.02, better, transform=ax.transAxes, ha="center", va="bottom", fontsize=7)
+    ax.grid(axis="x", alpha=0.3)
+    if margins:
+        ax.legend(fontsize=7, loc="upper right")
+
+
+# ---------------------------------------------------------------------------------------------
+# Sections
+
+
+def section_header(runs: list[Run], dims: int, config: str, spec_note: str, spec: EndpointSpec):
     lines = [f"## {dims}D, `{config}`" if config else f"## {dims}D", ""]
-    tag = f"{config or dims}"
+    lines.append(
+        f"Endpoints {spec_note} (see the analysis plan): primary `{spec.primary}`, margin "
+        f"{_fmt_margin(spec)}, alpha {spec.alpha}."
+    )
+    lines.append("")
     groups = sorted({r.group for r in runs})
-    metrics = sorted({m for r in runs for m in r.curves} | {m for r in runs for m in r.final})
-    metrics = [m for m in PLOTTED if m in metrics]
     seeds = sorted({r.seed for r in runs})
     lines.append(f"{len(runs)} runs: {len(groups)} strategy/growth groups, seeds {seeds}.")
-    lines.append("")
+    return lines + [""]
 
-    # Curves.
-    for metric in metrics:
+
+def curve_lines(runs: list[Run], dims: int, config: str, out_dir: Path) -> list[str]:
+    """Every metric and transfer diagnostic against images shown."""
+    tag = f"{config or dims}"
+    lines: list[str] = []
+    metrics = {m for r in runs for m in r.curves} | {m for r in runs for m in r.final}
+    for metric in [m for m in PLOTTED if m in metrics]:
         png = plot_metric(
             runs,
             metric,
@@ -271,75 +626,21 @@ def dims_section(runs: list[Run], dims: int, out_dir: Path, config: str = "") ->
         if png:
             lines.append(f"![{dims}D {metric}]({png.name})")
     lines.append("")
+    diag_pngs = [
+        (kind, plot_diagnostic(runs, kind, out_dir / f"{tag}_diag_{kind}.png", f"{dims}D {kind}"))
+        for kind in DIAGNOSTICS
+    ]
+    if any(png for _, png in diag_pngs):
+        lines += ["### Transfer diagnostics", ""]
+        for kind, png in diag_pngs:
+            if png:
+                lines += [f"**{kind}**: {DIAGNOSTICS[kind]}", "", f"![{kind}]({png.name})", ""]
+    return lines
 
-    # Fixed budgets: fractions of the shortest run's last evaluation.
-    ends = [r.curves[m][0][-1] for r in runs for m in PRIMARY if m in r.curves]
-    if ends:
-        last = min(ends)
-        budgets = sorted({round(last * f) for f in (0.25, 0.5, 1.0)})
-        for metric in [m for m in PRIMARY if any(len(r.curves.get(m, ((),))[0]) > 1 for r in runs)]:
-            lines += [f"### {metric} at fixed budgets (mean ± 95% CI over seeds)", ""]
-            lines.append(
-                "| strategy (grow) | " + " | ".join(f"{b:,} images" for b in budgets) + " |"
-            )
-            lines.append("| --- |" + " --- |" * len(budgets))
-            for group in groups:
-                cells = []
-                for b in budgets:
-                    vals = [
-                        v
-                        for r in runs
-                        if r.group == group
-                        for v in [value_at(r, metric, b)]
-                        if v is not None
-                    ]
-                    cells.append(_fmt_ci(*mean_ci(vals)) if vals else "–")
-                lines.append(f"| {group} | " + " | ".join(cells) + " |")
-            lines.append("")
 
-    # Final values, significance against scratch, images to reach scratch's final quality.
-    for metric in [m for m in PRIMARY if any(m in r.final for r in runs)]:
-        lines += [f"### Final {metric} and comparison with scratch", ""]
-        lines.append(
-            "| strategy (grow) | runs | diverged | final (mean ± 95% CI) | p Welch | p Mann-Whitney "
-            "| images to reach scratch's final |"
-        )
-        lines.append("| --- | --- | --- | --- | --- | --- | --- |")
-        for group in groups:
-            members = [r for r in runs if r.group == group]
-            grow = members[0].grow
-            base = [
-                r for r in runs if r.strategy == "scratch" and r.grow == grow and metric in r.final
-            ]
-            vals = [r.final[metric] for r in members if metric in r.final]
-            base_vals = [r.final[metric] for r in base]
-            p_t, p_u = (
-                significance(vals, base_vals)
-                if members[0].strategy != "scratch"
-                else (math.nan,) * 2
-            )
-            target = float(np.mean(base_vals)) if base_vals else None
-            reach = (
-                [images_to_reach(r, metric, target) for r in members] if target is not None else []
-            )
-            reached = [x for x in reach if x is not None]
-            reach_txt = (
-                f"{_fmt(float(np.mean(reached)))} ({len(reached)}/{len(members)} runs)"
-                if reached
-                else "not reached"
-            )
-            if target is None:
-                reach_txt = "no scratch run"
-            diverged = sum(r.status == "diverged" for r in members)
-            lines.append(
-                f"| {group} | {len(members)} | {diverged} | {_fmt_ci(*mean_ci(vals))} | {_fmt(p_t, 2)} "
-                f"| {_fmt(p_u, 2)} | {reach_txt} |"
-            )
-        lines.append("")
-
-    # Samples.
-    lines += ["### Samples (first seed of each group)", ""]
-    for group in groups:
+def sample_lines(runs: list[Run], tag: str, out_dir: Path) -> list[str]:
+    lines = ["### Samples (first seed of each group)", ""]
+    for group in sorted({r.group for r in runs}):
         member = min(
             (r for r in runs if r.group == group and r.samples), key=lambda r: r.seed, default=None
         )
@@ -348,6 +649,24 @@ def dims_section(runs: list[Run], dims: int, out_dir: Path, config: str = "") ->
             shutil.copyfile(member.samples, target)
             lines.append(f"**{group}**, seed {member.seed}\n\n![{group}]({target.name})\n")
     return lines
+
+
+def dims_section(
+    runs: list[Run],
+    dims: int,
+    out_dir: Path,
+    config: str = "",
+    spec: EndpointSpec = DEFAULT_SPEC,
+    spec_note: str = "",
+) -> list[str]:
+    """One section per (dims, noise config): the plan, the paired tables, then the curves."""
+    lines = section_header(runs, dims, config, spec_note or "(the report's default)", spec)
+    lines += primary_table(runs, spec, analyse(runs, spec, spec.primary))
+    for endpoint in spec.secondary:
+        lines += secondary_table(runs, spec, endpoint)
+    lines += curve_lines(runs, dims, config, out_dir)
+    lines += fixed_budget_lines(runs, sorted({r.group for r in runs}))
+    return lines + sample_lines(runs, f"{config or dims}", out_dir)
 
 
 def side_by_side(runs: list[Run]) -> list[str]:
@@ -373,6 +692,23 @@ def side_by_side(runs: list[Run]) -> list[str]:
     return lines + [""]
 
 
+def verdict_overview(panels: list[tuple[str, EndpointSpec, list[Comparison]]]) -> list[str]:
+    """One word per strategy and (sweep, growth mode): the primary endpoint's verdict."""
+    columns = [(title, g) for title, _, cs in panels for g in sorted({c.grow for c in cs})]
+    if not columns:
+        return []
+    cell = {(t, c.grow, c.strategy): c for t, _, cs in panels for c in cs}
+    lines = ["| strategy | " + " | ".join(f"{t}, grow {g}" for t, g in columns) + " |"]
+    lines.append("| --- " * (len(columns) + 1) + "|")
+    for strategy in sorted({c.strategy for _, _, cs in panels for c in cs}):
+        cells = []
+        for title, grow in columns:
+            c = cell.get((title, grow, strategy))
+            cells.append(f"**{c.verdict}** (Δ {_fmt(c.test.mean, 3)}, n={c.test.n})" if c else "–")
+        lines.append(f"| {strategy} | " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
 def write_report(runs_dir: str | Path, out_dir: str | Path | None = None) -> Path:
     runs_dir = Path(runs_dir)
     runs = collect_runs(runs_dir)
@@ -383,19 +719,49 @@ def write_report(runs_dir: str | Path, out_dir: str | Path | None = None) -> Pat
         )
     out_dir = Path(out_dir) if out_dir else runs_dir / "report"
     out_dir.mkdir(parents=True, exist_ok=True)
+    specs = sweep_specs(runs_dir)
+    sections = []
+    for dims, config in sorted({(r.dims, r.config) for r in runs}):
+        members = [r for r in runs if r.dims == dims and r.config == config]
+        spec, note = section_spec(members, specs)
+        sections.append((dims, config, members, spec, note))
     lines = [
         "# gan-init report: CycleGAN generator as initialization for a progressive noise GAN",
         "",
-        f"Runs read from `{runs_dir}`. Lower is better for SWD, FID and KID; higher for precision "
-        "and recall. Spread bands show min-max over seeds.",
+        f"Runs read from `{runs_dir}`. Each strategy is compared with `{BASELINE}` of the same "
+        "seed, growth mode and noise config (they share the critic and stem init, the latent "
+        "draws and the data stream): a paired analysis by seed.",
+        "",
+        "## Analysis plan (fixed before the runs)",
         "",
     ]
-    dims_present = sorted({r.dims for r in runs})
-    if len(dims_present) == 2:
+    plans: dict[str, list[str]] = {}
+    for dims, config, _, spec, note in sections:
+        plans.setdefault("\n".join(spec_lines(spec, note)), []).append(f"{dims}D `{config}`")
+    for plan, names in plans.items():
+        lines += [f"**{', '.join(names)}**", "", plan]
+    lines += [f"Verdict rule: {VERDICT_RULE}", ""]
+    panels = [
+        (f"{dims}D {config}", spec, analyse(members, spec, spec.primary))
+        for dims, config, members, spec, _ in sections
+    ]
+    headline = plot_paired(panels, out_dir / "paired_difference.png")
+    if headline:
+        lines += [
+            "## Paired difference to scratch (primary endpoint)",
+            "",
+            f"![paired difference to scratch]({headline.name})",
+            "",
+            "Diamond and bar: mean paired difference and its 95% t interval; grey dots: the "
+            "seeds; shaded: the equivalence band; left of zero is better for a lower-is-better "
+            "endpoint.",
+            "",
+        ]
+        lines += verdict_overview(panels)
+    if len({r.dims for r in runs}) == 2:
         lines += side_by_side(runs)
-    for dims, config in sorted({(r.dims, r.config) for r in runs}):
-        members = [r for r in runs if r.dims == dims and r.config == config]
-        lines += dims_section(members, dims, out_dir, config)
+    for dims, config, members, spec, note in sections:
+        lines += dims_section(members, dims, out_dir, config, spec, note)
     report = out_dir / "report.md"
     write_atomic(report, "\n".join(lines) + "\n")
     return report

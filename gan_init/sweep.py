@@ -6,6 +6,13 @@ would, and keeps a state file so that a killed sweep picks up where it stopped.
 - A failed or diverged run is recorded and the sweep goes on (grid search does not retry it).
 - A run that was running when the sweep was killed is run again first on restart; the pipeline
   itself resumes it from its last checkpoint.
+
+A sweep file may carry the project's pre-specified analysis under a top-level ``endpoints:`` key
+(``gan_init.stats.EndpointSpec``). W&B's schema allows no extra top-level key, so ``load_sweep``
+takes it out before the file is checked and handed to W&B's engine, and the state file records it
+for ``gan-init report``. ``wandb sweep FILE`` (cloud controller) creates the sweep and prints a
+"Malformed sweep config" warning naming ``endpoints``, which it ignores; ``wandb sweep
+--controller`` (local controller) refuses the file.
 """
 
 from __future__ import annotations
@@ -23,6 +30,9 @@ from typing import Any
 import yaml
 
 from gan_init.files import read_json, write_json
+from gan_init.stats import EndpointSpec
+
+ENDPOINTS_KEY = "endpoints"  # project key, not W&B's: taken out before W&B's engine sees the file
 
 
 def _sweeps():
@@ -33,9 +43,7 @@ def _sweeps():
     return sweeps
 
 
-def load_sweep(path: str | Path) -> dict[str, Any]:
-    """Read a W&B sweep file and check it against W&B's own schema."""
-    path = Path(path)
+def _read_sweep_file(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise FileNotFoundError(f"sweep file {path} does not exist")
     try:
@@ -44,10 +52,28 @@ def load_sweep(path: str | Path) -> dict[str, Any]:
         raise ValueError(f"{path}: not valid YAML: {err}") from None
     if not isinstance(config, dict):
         raise ValueError(f"{path}: expected a W&B sweep mapping (method, parameters, command)")
+    return config
+
+
+def load_sweep(path: str | Path) -> dict[str, Any]:
+    """Read a W&B sweep file and check it against W&B's own schema (without the project's
+    ``endpoints`` key, which W&B's schema does not allow)."""
+    path = Path(path)
+    config = _read_sweep_file(path)
+    config.pop(ENDPOINTS_KEY, None)
     violations = _sweeps().schema_violations_from_proposed_config(config)
     if violations:
         raise ValueError(f"{path}: not a valid W&B sweep: " + "; ".join(violations))
     return config
+
+
+def load_endpoints(path: str | Path) -> EndpointSpec | None:
+    """The pre-specified analysis under the sweep file's ``endpoints:`` key (None when absent)."""
+    path = Path(path)
+    raw = _read_sweep_file(path).get(ENDPOINTS_KEY)
+    if raw is None:
+        return None
+    return EndpointSpec.from_dict(raw, f"{path}: {ENDPOINTS_KEY}", source=str(path))
 
 
 def _arg_value(value: Any) -> str:
@@ -93,10 +119,19 @@ class SweepState:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.runs: list[dict[str, Any]] = (read_json(path) or {}).get("runs", [])
+        saved = read_json(path) or {}
+        self.runs: list[dict[str, Any]] = saved.get("runs", [])
+        # The sweep file and its endpoint spec, as they were when the runs ran (for the report).
+        self.sweep_file: str | None = saved.get("sweep_file")
+        self.endpoints: dict[str, Any] | None = saved.get(ENDPOINTS_KEY)
 
     def save(self) -> None:
-        write_json(self.path, {"runs": self.runs})
+        record: dict[str, Any] = {"runs": self.runs}
+        if self.sweep_file:
+            record["sweep_file"] = self.sweep_file
+        if self.endpoints:
+            record[ENDPOINTS_KEY] = self.endpoints
+        write_json(self.path, record)
 
     def sweep_runs(self) -> list[Any]:
         sweeps = _sweeps()
@@ -136,8 +171,11 @@ def run_sweep(
 ) -> SweepState:
     """Run every run the sweep proposes (up to ``max_runs`` new ones). Returns the state."""
     sweep = load_sweep(path)
+    spec = load_endpoints(path)
     runs_dir = Path(runs_dir)
     state = SweepState(runs_dir / "sweeps" / f"{Path(path).stem}.json")
+    state.sweep_file = str(path)
+    state.endpoints = spec.to_dict() if spec else None
     sweeps = _sweeps()
     started = 0
     while max_runs is None or started < max_runs:

@@ -12,28 +12,50 @@ from gan_init.report import collect_runs, images_to_reach, mean_ci, read_curves,
 
 
 def fake_run(
-    root: Path, dims: int, strategy: str, grow: str, seed: int, speed: float, status="finished"
+    root: Path,
+    dims: int,
+    strategy: str,
+    grow: str,
+    seed: int,
+    speed: float,
+    status="finished",
+    jitter: float = 0.0,
+    floor: float | None = None,
+    diag: bool = False,
 ):
-    """SWD falls as 100 / (1 + speed * images / 1000); sparse CSV rows like Lightning's CSVLogger."""
+    """SWD falls as 100 / (1 + speed * images / 1000); sparse CSV rows like Lightning's CSVLogger.
+    The noise is shared by the runs of a seed (paired), plus ``jitter`` (a per-run offset of that
+    spread). ``diag`` adds transfer diagnostics for two parts, ``floor`` logs eval/swd_floor."""
     run = root / f"{dims}d" / f"{strategy}-{grow}-seed{seed}"
     (run / "csv").mkdir(parents=True)
     rng = np.random.default_rng(seed)
+    offset = np.random.default_rng([seed, len(strategy), dims]).normal(0, jitter) if jitter else 0
+    parts = ("trunk", "head") if diag else ()
+    diag_keys = [f"diag/{k}/{p}" for k in ("weight_dist", "cka", "update_ratio") for p in parts]
     rows = []
     for step in range(0, 101, 10):
         images = step * 16
         rows.append({"step": step, "progress/images_shown": images, "train/loss_d": 1.0})
-        swd = 100 / (1 + speed * images / 1000) + rng.normal(0, 0.5)
+        swd = 100 / (1 + speed * images / 1000) + rng.normal(0, 0.5) + offset
         rows.append({"step": step, "progress/images_shown": images, "eval/swd": swd})
+        if diag:
+            drift = {"weight_dist": images / 1600 / speed, "cka": 1 - images / 3200 / speed}
+            drift["update_ratio"] = 1e-3 / (1 + step)
+            rows.append({"step": step, **{k: drift[k.split("/")[1]] for k in diag_keys}})
+    fields = ["step", "progress/images_shown", "train/loss_d", "eval/swd", *diag_keys]
     with open(run / "csv" / "metrics.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, ["step", "progress/images_shown", "train/loss_d", "eval/swd"])
+        writer = csv.DictWriter(f, fields)
         writer.writeheader()
         writer.writerows(rows)
     samples = run / "samples"
     samples.mkdir()
     Image.fromarray(np.full((8, 8), 127, np.uint8)).save(samples / "grid.png")
+    metrics = {"eval/swd": rows[-1 - bool(diag)]["eval/swd"]}
+    if floor is not None:
+        metrics["eval/swd_floor"] = floor
     summary = {
         "status": status, "dims": dims, "init_strategy": strategy, "grow": grow, "seed": seed,
-        "metrics": {"eval/swd": rows[-1]["eval/swd"]}, "samples": str(samples),
+        "metrics": metrics, "samples": str(samples), "run_dir": str(run),
     }  # fmt: skip
     (run / "summary.json").write_text(json.dumps(summary))
     return run
@@ -63,24 +85,113 @@ def test_curves_take_images_shown_as_x(runs):
     assert ys[0] > 90 and ys[-1] < 50
 
 
+def primary_row(text: str, section: str, strategy: str, grow: str = "stem") -> list[str]:
+    """The cells of a strategy's row in a section's primary-endpoint table."""
+    body = text[text.index(section + "\n") :]
+    body = body[body.index("### Primary endpoint") :]
+    row = next(line for line in body.splitlines() if line.startswith(f"| {strategy} | {grow} |"))
+    return [c.strip() for c in row.split("|")[1:-1]]
+
+
 def test_report_finds_the_faster_strategy(runs):
     assert len(collect_runs(runs)) == 15
     report = write_report(runs)
     text = report.read_text()
     assert "## 2D and 3D side by side" in text and "## 2D" in text and "## 3D" in text
-    row = next(line for line in text.splitlines() if line.startswith("| cyclegan (stem) | 3 |"))
-    cells = [c.strip() for c in row.split("|")]
-    assert float(cells[5]) < 0.01  # Welch p-value: a 4x faster strategy is clearly different
-    assert "(3/3 runs)" in cells[7]  # reaches scratch's final SWD in every seed
-    untrained = next(
-        line for line in text.splitlines() if line.startswith("| cyclegan_untrained (stem) | 3 |")
-    )
-    assert untrained.split("|")[3].strip() == "1"  # one diverged run counted
+    cells = primary_row(text, "## 2D, `noise_2d`", "cyclegan")
+    assert cells[2] == "3"  # pairs
+    assert float(cells[5]) < 0.01 and cells[8] == "**better**"  # Holm p of a 4x faster start
+    untrained = primary_row(text, "## 2D, `noise_2d`", "cyclegan_untrained")
+    assert untrained[2] == "2" and untrained[11] == "seed 0: cyclegan_untrained diverged"
+    divergences = text[text.index("### Secondary: divergences") :]
+    assert "| cyclegan_untrained (stem) | 3 | 1 | 0 |" in divergences
     for png in report.parent.glob("*.png"):
         with Image.open(png) as im:
             im.verify()
     assert (report.parent / "noise_2d_eval_swd.png").is_file()
     assert (report.parent / "noise_2d_samples_cyclegan_stem.png").is_file()
+    assert (report.parent / "paired_difference.png").is_file()
+
+
+# Five seeds; scratch reaches the same quality at speed 1. Margin: 10% of scratch's SWD-AUC (~6).
+ARMS = {
+    "cyclegan": dict(speed=4.0),  # better
+    "cyclegan_frozen": dict(speed=0.5),  # worse
+    "cyclegan_untrained": dict(speed=1.0, jitter=0.3),  # equivalent: a tiny per-run offset
+    "cyclegan_t1_to_t2": dict(speed=1.0, jitter=30.0),  # inconclusive: a huge per-run offset
+}
+EXPECTED = {
+    "cyclegan": "better",
+    "cyclegan_frozen": "worse",
+    "cyclegan_untrained": "equivalent",
+    "cyclegan_t1_to_t2": "inconclusive",
+    "cyclegan_g_and_d": "n/a",
+}
+
+
+@pytest.fixture(scope="module")
+def sweep_runs(tmp_path_factory):
+    """A 2D sweep (recorded in a sweep state file with its endpoints, floor and diagnostics
+    logged) and 3D runs outside any sweep (default endpoints, no floor)."""
+    tmp_path = tmp_path_factory.mktemp("sweep_runs")
+    records = []
+    for dims in (2, 3):
+        extra = dict(floor=1.5, diag=True) if dims == 2 else {}
+        for seed in range(5):
+            runs_here = [fake_run(tmp_path, dims, "scratch", "stem", seed, 1.0, **extra)]
+            for strategy, arm in ARMS.items():
+                runs_here.append(fake_run(tmp_path, dims, strategy, "stem", seed, **arm, **extra))
+            if dims == 2:
+                records += [
+                    {"name": r.name, "run_dir": str(r), "state": "finished"} for r in runs_here
+                ]
+        fake_run(tmp_path, dims, "cyclegan_g_and_d", "stem", 0, 2.0, **extra)  # one pair only
+    endpoints = {"primary": "auc(eval/swd)", "secondary": ["reach(eval/swd)", "diverged"]}
+    endpoints |= {"margin": "10%", "alpha": 0.05, "power": 0.8}
+    state = {"runs": records, "sweep_file": "sweeps/mine.yaml", "endpoints": endpoints}
+    (tmp_path / "sweeps").mkdir()
+    (tmp_path / "sweeps" / "mine.json").write_text(json.dumps(state))
+    report = write_report(tmp_path)
+    return report, report.read_text()
+
+
+def test_report_gives_each_strategy_its_verdict_2d_and_3d(sweep_runs):
+    _, text = sweep_runs
+    for section in ("## 2D, `noise_2d`", "## 3D, `noise_3d`"):
+        verdicts = {s: primary_row(text, section, s)[8].strip("*") for s in EXPECTED}
+        assert verdicts == EXPECTED
+    # the one-pair strategy says why, the others state the smallest detectable difference
+    assert (
+        primary_row(text, "## 2D, `noise_2d`", "cyclegan_g_and_d")[9] == "1 complete pair (needs 2)"
+    )
+    assert float(primary_row(text, "## 2D, `noise_2d`", "cyclegan_t1_to_t2")[10]) > 6
+
+
+def test_report_states_the_plan_before_any_number_and_the_floor(sweep_runs):
+    _, text = sweep_runs
+    plan = text.index("## Analysis plan")
+    assert plan < text.index("| ") and plan < text.index("![")
+    assert "pre-specified in `sweeps/mine.yaml`" in text
+    assert "not pre-specified (no sweep recorded these runs)" in text  # the 3D runs
+    assert "Verdict rule:" in text[: text.index("## Paired difference")]
+    two_d, three_d = text.split("## 3D, `noise_3d`")
+    assert "Noise floor (`eval/swd_floor`" in two_d and "): 1.5 (26 runs" in two_d
+    assert "not measured" in three_d and "not measured" not in two_d
+    assert "final KID (`final(eval/kid)`): not logged by these runs" in three_d
+    overview = text[text.index("## Paired difference") : text.index("## 2D and 3D side by side")]
+    assert "| cyclegan | **better**" in overview
+
+
+def test_report_plots_the_transfer_diagnostics(sweep_runs):
+    from gan_init.report import DIAGNOSTICS
+
+    report, text = sweep_runs
+    for kind in DIAGNOSTICS:
+        assert (report.parent / f"noise_2d_diag_{kind}.png").is_file()
+        assert not (report.parent / f"noise_3d_diag_{kind}.png").exists()  # none logged
+        assert f"![{kind}](noise_2d_diag_{kind}.png)" in text
+    curves = collect_runs(report.parent.parent)[0].curves
+    assert {"diag/cka/trunk", "diag/weight_dist/head"} <= set(curves)
 
 
 def test_images_to_reach_and_ci():
