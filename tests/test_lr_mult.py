@@ -45,6 +45,7 @@ def test_lr_mult_is_recorded_and_survives_a_checkpoint(tmp_path):
     gan = gan_with(2, {"generator.trunk": 0.25, "discriminator": 2.0})
     effective = {"default": LR, "generator.trunk": 0.25 * LR, "discriminator": 2.0 * LR}
     assert gan.hparams_initial["lr_effective"] == effective  # what loggers receive
+    assert "lr_effective" not in gan.hparams  # a resume passes hparams back to __init__
     opt_g, opt_d = gan.configure_optimizers()
     assert {g["name"]: g["lr"] for g in opt_g.param_groups} == {
         "default": LR, "generator.trunk": 0.25 * LR,

@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 from pytorch_lightning import LightningModule
+from pytorch_lightning.utilities import AttributeDict
 from torch import Tensor, nn
 
 from gan_init.networks.progressive import NoiseGenerator, ProgressiveDiscriminator
@@ -154,9 +155,6 @@ class ProgressiveGAN(LightningModule):
         self.generator = generator
         self.discriminator = discriminator
         self.lr_mult = check_lr_mult(self, lr_mult or {})
-        # Logged with the other hyperparameters, so a reader sees each part's rate.
-        lr_effective = {"default": lr, **{p: lr * m for p, m in self.lr_mult.items()}}
-        self.save_hyperparameters({"lr_effective": lr_effective})
         # The EMA copy of G (Karras et al. 2018, sec. 4.1 / appendix A.1) is part of the
         # state_dict, so checkpoints carry it; the EMA callback updates it.
         self.generator_ema = copy.deepcopy(generator).requires_grad_(False)
@@ -164,6 +162,16 @@ class ProgressiveGAN(LightningModule):
         self.set_progress(generator.current_level, generator.current_alpha)
 
     # ---- public interface -------------------------------------------------------------------
+
+    @property
+    def hparams_initial(self) -> AttributeDict:
+        """The init arguments plus ``lr_effective`` (each ``lr_mult`` part's learning rate), as
+        the loggers receive them. Checkpoints store ``hparams`` (init arguments only), which a
+        resume passes back to ``__init__``."""
+        hparams = super().hparams_initial
+        lr = hparams.get("lr", self.hparams.lr)
+        hparams["lr_effective"] = {"default": lr, **{p: lr * m for p, m in self.lr_mult.items()}}
+        return hparams
 
     @property
     def latent_dim(self) -> int:
