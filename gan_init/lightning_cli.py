@@ -4,7 +4,8 @@ Shortcut flags of the weight transfer (also plain ``--key=value`` arguments of a
 
     gan-init fit --config experiments/configs/noise_2d.yaml --init_strategy cyclegan --source CKPT
 
-``--init_strategy``, ``--source`` and ``--freeze_images`` configure the
+``--init_strategy``, ``--source``, ``--freeze_fraction``, ``--freeze_images`` and
+``--allow_scale_mismatch`` configure the
 ``gan_init.callbacks.WeightTransfer`` of ``trainer.callbacks`` (one is added when the config has
 none); the same callback can be written in YAML with ``class_path``/``init_args``.
 """
@@ -30,7 +31,9 @@ def _load_weights_only(kwargs: dict[str, Any]) -> dict[str, Any]:
 
 
 # Shortcut flags of the weight transfer, named as the WeightTransfer arguments they set.
-TRANSFER_FLAGS = ("init_strategy", "source", "freeze_images")
+TRANSFER_FLAGS = (
+    "init_strategy", "source", "freeze_images", "freeze_fraction", "allow_scale_mismatch",
+)  # fmt: skip
 
 
 class GanInitCLI(LightningCLI):
@@ -55,7 +58,18 @@ class GanInitCLI(LightningCLI):
         )  # fmt: skip
         parser.add_argument(
             "--freeze_images", type=int | None, default=None,
-            help="noise GAN only: images shown while cyclegan_frozen keeps transferred weights frozen",
+            help="noise GAN only: images shown while cyclegan_frozen keeps transferred weights "
+            "frozen (overrides --freeze_fraction)",
+        )  # fmt: skip
+        parser.add_argument(
+            "--freeze_fraction", type=float | None, default=None,
+            help="noise GAN only: cyclegan_frozen keeps each transferred part frozen for this "
+            "fraction of its active images in the ProgressiveSchedule (default 0.25)",
+        )  # fmt: skip
+        parser.add_argument(
+            "--allow_scale_mismatch", type=bool | None, default=None,
+            help="noise GAN only: transfer from a CycleGAN trained at another image size than "
+            "the noise GAN's (refused otherwise); the transfer summary records scale_ratio",
         )  # fmt: skip
 
     def _transfer_flags(self) -> dict[str, object]:

@@ -84,6 +84,24 @@ def test_sweep_style_flags_configure_the_yaml_callback(tmp_path):
     assert [r.images for r in transfer.rules] == [6] * 4
 
 
+def test_scale_and_freeze_fraction_flags_reach_the_callback(tmp_path):
+    save_cyclegan(tmp_path / "c.ckpt", tiny_spec(2), image_size=32)  # the noise GAN renders 16
+    schedule = {
+        "class_path": "gan_init.callbacks.ProgressiveSchedule",
+        "init_args": {"train_images": 4, "fade_images": 0},
+    }
+    args = ["fit", "--config", noise_config(tmp_path, [schedule]),
+            "--init_strategy", "cyclegan_frozen", "--source", str(tmp_path / "c.ckpt")]  # fmt: skip
+    with pytest.raises(ValueError, match="--allow_scale_mismatch true"):
+        GanInitCLI(args=args)
+    cli = GanInitCLI(args=[*args, "--allow_scale_mismatch", "true", "--freeze_fraction", "0.5"])
+    (transfer,) = transfers(cli)
+    assert transfer.allow_scale_mismatch and transfer.freeze_fraction == 0.5
+    summary = json.loads((tmp_path / "run" / "transfer_summary.json").read_text())
+    assert summary["scale_ratio"] == 2.0
+    assert {p["release_at_images"] for p in summary["release"]} == {4}  # 0.5 x 8 images
+
+
 def test_flags_are_refused_for_a_cyclegan_and_typos_get_did_you_mean(tmp_path):
     with pytest.raises(ValueError, match=r"did you mean 'cyclegan_frozen'"):
         GanInitCLI(args=["fit", "--config", noise_config(tmp_path), "--init_strategy", "frozen"])

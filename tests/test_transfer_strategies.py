@@ -168,7 +168,7 @@ def test_summary_counts_per_part(tmp_path):
     spec = tiny_spec(2)
     save_cyclegan(tmp_path / "c.ckpt", spec)
     gan = tiny_noise_gan(2, "full", spec)
-    plan, copied = transfer(gan, "cyclegan_frozen", tmp_path / "c.ckpt")
+    plan, copied = transfer(gan, "cyclegan_frozen", tmp_path / "c.ckpt", freeze_images=5_000)
     parts = transfer_summary(gan, copied, [r.prefix for r in plan.freeze])
     for part in ("trunk", "decoder", "head"):
         n = sum(p.numel() for p in getattr(gan.generator, part).parameters())

@@ -57,9 +57,20 @@ def tiny_cyclegan(spec: BackboneSpec, seed: int = 0) -> CycleGAN:
     return model
 
 
-def save_cyclegan(path: Path, spec: BackboneSpec, seed: int = 0) -> CycleGAN:
-    """Write a gan-init CycleGAN checkpoint (what ``CycleGAN.on_save_checkpoint`` writes)."""
+def save_cyclegan(
+    path: Path,
+    spec: BackboneSpec,
+    seed: int = 0,
+    image_size: int | None = 0,
+    voxel_spacing: float | None = None,
+) -> CycleGAN:
+    """Write a gan-init CycleGAN checkpoint (what ``CycleGAN.on_save_checkpoint`` writes), as if
+    trained at ``image_size`` (0: the tiny noise GAN's ``SIZE``; None: recorded as unknown)."""
     model = tiny_cyclegan(spec, seed)
+    d = spec.spatial_dims
+    if image_size is not None:
+        model.data_info["image_shape"] = [image_size or SIZE[d]] * d
+    model.data_info["voxel_spacing"] = voxel_spacing
     torch.save(
         {
             "state_dict": model.state_dict(),

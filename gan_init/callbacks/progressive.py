@@ -99,6 +99,14 @@ class ProgressiveSchedule(Callback):
     def total_images(self) -> int:
         return self._bounds[-1]
 
+    def level_starts(self, n_levels: int) -> list[int]:
+        """Images shown when each level of a generator with ``n_levels`` levels is first reached
+        (its fade-in begins; level 0 at 0). The schedule ends at ``total_images``; level ``l`` is
+        active for ``total_images - level_starts(n)[l]`` images (what a freeze fraction of
+        ``cyclegan_frozen`` is a fraction of)."""
+        self.build(n_levels)
+        return self._bounds[:-1]
+
     def progress_at(self, images: int) -> tuple[int, float]:
         """``(level, alpha)`` after ``images`` images shown."""
         level = min(bisect.bisect_right(self._bounds, images) - 1, self.n_levels - 1)

@@ -19,12 +19,16 @@ from pytorch_lightning import Callback, LightningModule, Trainer
 from pytorch_lightning.loggers import WandbLogger
 from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
 
+from gan_init.callbacks.progressive import ProgressiveSchedule
 from gan_init.transfer.strategies import INIT_STRATEGIES, FreezeRule
 from gan_init.transfer.transfer import (
+    UNKNOWN,
     TransferSource,
     apply_plan,
+    check_scale,
     frozen_now,
     make_plan,
+    release_points,
     set_frozen,
     summary_table,
     transfer_summary,
@@ -40,6 +44,21 @@ def check_strategy(name: str) -> str:
     return name
 
 
+def _check_freeze_images(value: int | None) -> int | None:
+    if value is not None and int(value) < 0:
+        raise ValueError(f"freeze_images={value}: expected >= 0 (or leave it out: freeze_fraction)")
+    return None if value is None else int(value)
+
+
+def _check_freeze_fraction(value: float) -> float:
+    if not 0.0 <= float(value) < 1.0:
+        raise ValueError(
+            f"freeze_fraction={value}: expected 0 <= fraction < 1 (a share of each frozen part's "
+            "active images, so it is released before the schedule ends), e.g. --freeze_fraction 0.25"
+        )
+    return float(value)
+
+
 class WeightTransfer(Callback):
     """Initialize a ``ProgressiveGAN`` by an init strategy at fit start.
 
@@ -51,11 +70,17 @@ class WeightTransfer(Callback):
         discriminator_source: the T1 discriminator file when ``source`` has none (a canonical
             ``latest_net_D_B.pth``, for ``cyclegan_g_and_d``).
         freeze_images: images shown during which ``cyclegan_frozen`` keeps the transferred weights
-            frozen.
+            frozen: an absolute length that overrides ``freeze_fraction``; None: the fraction.
         freeze_from_level: in ``full`` growth, count ``freeze_images`` from when each part's level
             is reached (the part is idle before), not from the start.
         seed: seed of a freshly initialized source (``cyclegan_untrained``); None: the run's seed
             (``seed_everything``), else 0. Every rank uses the same one.
+        freeze_fraction: ``cyclegan_frozen`` keeps each transferred part frozen for this fraction
+            of its active images (from when its level is first reached to the end of the
+            ``ProgressiveSchedule`` in ``trainer.callbacks``), so it is released inside any
+            budget; in [0, 1).
+        allow_scale_mismatch: transfer from a CycleGAN trained at another image size than the
+            noise GAN renders (refused otherwise); the summary records ``scale_ratio``.
     """
 
     def __init__(
@@ -63,22 +88,25 @@ class WeightTransfer(Callback):
         init_strategy: str = "scratch",
         source: str | None = None,
         discriminator_source: str | None = None,
-        freeze_images: int = 5_000,
+        freeze_images: int | None = None,
         freeze_from_level: bool = True,
         seed: int | None = None,
+        freeze_fraction: float = 0.25,
+        allow_scale_mismatch: bool = False,
     ) -> None:
         self.init_strategy = check_strategy(init_strategy)
         self.source = source
         self.discriminator_source = discriminator_source
-        if freeze_images < 0:
-            raise ValueError(f"freeze_images={freeze_images}: expected >= 0")
-        self.freeze_images = int(freeze_images)
+        self.freeze_images = _check_freeze_images(freeze_images)
+        self.freeze_fraction = _check_freeze_fraction(freeze_fraction)
         self.freeze_from_level = freeze_from_level
         self.seed = seed
+        self.allow_scale_mismatch = bool(allow_scale_mismatch)
         # What a checkpoint of this callback holds (state_dict), so a resumed run keeps it.
         self.rules: list[FreezeRule] = []
         self.level_reached_at: dict[int, int] = {}
         self.summary: dict[str, Any] | None = None
+        self.released: list[str] = []  # prefixes whose release has been reported
         self._restored = False
         self._restored_strategy: str | None = None
 
@@ -89,6 +117,8 @@ class WeightTransfer(Callback):
         init_strategy: str | None = None,
         source: str | None = None,
         freeze_images: int | None = None,
+        freeze_fraction: float | None = None,
+        allow_scale_mismatch: bool | None = None,
     ) -> WeightTransfer:
         """Override the settings that are not None (the command line's shortcut flags)."""
         if init_strategy is not None:
@@ -96,7 +126,11 @@ class WeightTransfer(Callback):
         if source is not None:
             self.source = source
         if freeze_images is not None:
-            self.freeze_images = int(freeze_images)
+            self.freeze_images = _check_freeze_images(freeze_images)
+        if freeze_fraction is not None:
+            self.freeze_fraction = _check_freeze_fraction(freeze_fraction)
+        if allow_scale_mismatch is not None:
+            self.allow_scale_mismatch = bool(allow_scale_mismatch)
         return self
 
     def _seed(self) -> int:
@@ -121,19 +155,33 @@ class WeightTransfer(Callback):
         if self.source is not None and self.init_strategy == "scratch":
             rank_zero_warn(f"WeightTransfer: init_strategy 'scratch' ignores source={self.source}")
         # Every rank reads the same file (or seed), so every rank ends with the same weights.
-        source = None
+        source, scale = None, {}
         if self.source is not None and self.init_strategy != "scratch":
             source = TransferSource(
                 self.source, pl_module.spatial_dims, discriminator_path=self.discriminator_source
             )
+            shape, spacing = source.trained_at()
+            scale = check_scale(
+                shape, pl_module.generator.resolutions[-1], str(self.source),
+                allow_mismatch=self.allow_scale_mismatch, source_spacing=spacing,
+            )  # fmt: skip
+            if scale["source_image_size"] == UNKNOWN:
+                rank_zero_warn(
+                    f"WeightTransfer: {self.source} does not record the image size it was trained "
+                    f"at (a canonical CycleGAN file?); transferring to size "
+                    f"{scale['target_image_size']} unchecked (summary: source_image_size unknown)"
+                )
+        level_starts, total = self._schedule_budget(trainer, pl_module)
         plan = make_plan(
             self.init_strategy, pl_module, source, freeze_images=self.freeze_images,
             freeze_from_level=self.freeze_from_level, seed=self._seed(),
+            freeze_fraction=self.freeze_fraction, level_starts=level_starts, total_images=total,
         )  # fmt: skip
         copied = apply_plan(plan, pl_module)
         pl_module.reset_ema()  # the EMA generator starts from the transferred weights
         self.rules = list(plan.freeze)
         self.level_reached_at = {}
+        self.released = []
         frozen = self._apply_freeze(pl_module)
         self.summary = {
             "init_strategy": self.init_strategy,
@@ -141,10 +189,15 @@ class WeightTransfer(Callback):
             "discriminator_source": self.discriminator_source,
             "grow": pl_module.generator.grow,
             "backbone": pl_module.generator.spec.to_dict(),
+            **scale,
             "copies": [
                 {"from": f"{c.source_name}.{c.src_prefix}", "to": c.dst_prefix} for c in plan.copies
             ],
             "freeze": [rule.to_dict() for rule in self.rules],
+            "freeze_images": self.freeze_images,
+            "freeze_fraction": None if self.freeze_images is not None else self.freeze_fraction,
+            "release": release_points(self.rules, level_starts),
+            "schedule_total_images": total,
             "parts": transfer_summary(pl_module, copied, frozen),
             "tensors": [{"from": c.source, "to": c.target} for c in copied],
         }
@@ -156,7 +209,27 @@ class WeightTransfer(Callback):
         images = pl_module.images_shown
         for level in range(pl_module.generator.current_level + 1):
             self.level_reached_at.setdefault(level, images)
-        self._apply_freeze(pl_module)
+        frozen = self._apply_freeze(pl_module)
+        pl_module.log("transfer/frozen", float(bool(frozen)), on_step=True, on_epoch=False)
+        for rule in self.rules:
+            if rule.prefix not in frozen and rule.prefix not in self.released:
+                self.released.append(rule.prefix)
+                rank_zero_info(
+                    f"WeightTransfer: released {rule.prefix} at {images} images shown "
+                    f"({rule.images} images after level {rule.level} was reached at "
+                    f"{self.level_reached_at.get(rule.level)})"
+                )
+
+    def _schedule_budget(
+        self, trainer: Trainer, pl_module: LightningModule
+    ) -> tuple[list[int] | None, int | None]:
+        """``(level_starts, total_images)`` of the ``ProgressiveSchedule`` in
+        ``trainer.callbacks``; ``(None, None)`` without one."""
+        schedules = [cb for cb in trainer.callbacks if isinstance(cb, ProgressiveSchedule)]
+        if not schedules:
+            return None, None
+        starts = schedules[0].level_starts(pl_module.generator.n_levels)
+        return starts, schedules[0].total_images
 
     # ---- resume ----------------------------------------------------------------------------------
 
@@ -166,6 +239,7 @@ class WeightTransfer(Callback):
             "source": self.source,
             "freeze": [rule.to_dict() for rule in self.rules],
             "level_reached_at": {str(k): v for k, v in self.level_reached_at.items()},
+            "released": list(self.released),
             "summary": self.summary,
         }
 
@@ -176,6 +250,7 @@ class WeightTransfer(Callback):
         self.level_reached_at = {
             int(k): int(v) for k, v in state_dict.get("level_reached_at", {}).items()
         }
+        self.released = list(state_dict.get("released", []))
         self.summary = state_dict.get("summary")
 
     def _resume(self, trainer: Trainer, pl_module: LightningModule) -> None:
@@ -215,9 +290,16 @@ class WeightTransfer(Callback):
         rank_zero_info(
             f"WeightTransfer: init strategy {s['init_strategy']!r}{where} (grow {s['grow']})\n"
             f"  copies: {copies}\n"
+            + (
+                f"  scale: source trained at {s['source_image_size']}, noise GAN renders "
+                f"{s['target_image_size']} (ratio {s['scale_ratio']})\n"
+                if "scale_ratio" in s
+                else ""
+            )
             + "".join(
-                f"  frozen: {r['prefix']} until {r['images']} images after level {r['level']}\n"
-                for r in s["freeze"]
+                f"  frozen: {r['prefix']} until {r['images']} images after level {r['level']}"
+                f" (release at {p['release_at_images']} images shown)\n"
+                for r, p in zip(s["freeze"], s["release"])
             )
             + summary_table(s)
         )

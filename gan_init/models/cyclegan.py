@@ -177,9 +177,18 @@ class CycleGAN(pl.LightningModule):
             )
         if isinstance(getattr(datamodule, "intensity", None), dict):
             self.intensity = dict(datamodule.intensity)
+        # The scale the networks learn at: a transfer to a noise GAN of another size is refused
+        # unless asked for (gan_init.transfer.transfer.check_scale).
         shape = getattr(datamodule, "image_shape", None)
+        size = getattr(datamodule, "size", None)
+        if shape is None and isinstance(size, int):
+            shape = (size,) * self.spatial_dims
         if shape is not None:
             self.data_info["image_shape"] = [int(n) for n in shape]
+        spacing = getattr(datamodule, "voxel_spacing", None)
+        if spacing is None:  # NiftiFolderDataModule keeps it in its preprocessing settings
+            spacing = getattr(getattr(datamodule, "prep", None), "spacing", None)
+        self.data_info["voxel_spacing"] = None if spacing is None else float(spacing)
         if isinstance(getattr(datamodule, "slicing", None), dict):
             self.data_info["slicing"] = dict(datamodule.slicing)
         elif getattr(datamodule, "axis", None) in PLANE_AXIS and self.spatial_dims == 2:

@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 from pytorch_lightning import LightningModule
+from pytorch_lightning.utilities import AttributeDict
 from torch import Tensor, nn
 
 from gan_init.networks.progressive import NoiseGenerator, ProgressiveDiscriminator
@@ -59,6 +60,50 @@ def real_at(images: Tensor, resolution: int, alpha: float | Tensor) -> Tensor:
     return torch.lerp(lower, images, alpha)
 
 
+NETWORKS = ("generator", "discriminator")
+
+
+def _lr_parts(model: nn.Module) -> list[str]:
+    return [
+        f"{net}.{name}" for net in NETWORKS for name, _ in model.get_submodule(net).named_children()
+    ]
+
+
+def check_lr_mult(model: nn.Module, lr_mult: dict[str, float]) -> dict[str, float]:
+    """``lr_mult`` with each prefix checked to name a module of G or D (``generator.trunk``,
+    ``discriminator``, ``generator.decoder.up1``), each multiplier finite and >= 0."""
+    for prefix, mult in lr_mult.items():
+        try:
+            known = prefix.split(".")[0] in NETWORKS and model.get_submodule(prefix) is not None
+        except AttributeError:
+            known = False
+        if not known:
+            raise ValueError(
+                f"model.init_args.lr_mult: {prefix!r} is no part of the noise GAN; valid parts: "
+                f"{', '.join(_lr_parts(model))} (or a module path under one, or a whole network)"
+            )
+        if not 0.0 <= float(mult) < float("inf"):
+            raise ValueError(f"model.init_args.lr_mult: {prefix}: {mult}: expected a finite >= 0")
+    return {prefix: float(mult) for prefix, mult in lr_mult.items()}
+
+
+def lr_param_groups(
+    network: nn.Module, name: str, lr: float, lr_mult: dict[str, float]
+) -> list[dict[str, Any]]:
+    """Adam parameter groups of ``network`` (``name``: ``generator`` or ``discriminator``): each
+    parameter gets ``lr`` times the multiplier of the longest ``lr_mult`` prefix it lies under
+    (1 for none). Groups are named by their prefix (``default``: no prefix)."""
+    groups: dict[str, dict[str, Any]] = {}
+    for param_name, param in network.named_parameters():
+        full = f"{name}.{param_name}"
+        under = [p for p in lr_mult if full == p or full.startswith(p + ".")]
+        prefix = max(under, key=len) if under else "default"
+        mult = lr_mult[prefix] if under else 1.0
+        group = groups.setdefault(prefix, {"name": prefix, "lr": lr * mult, "params": []})
+        group["params"].append(param)
+    return list(groups.values())
+
+
 def _grad_norm(params: list[nn.Parameter]) -> Tensor:
     """Total L2 norm of the gradients (before the optimizer step)."""
     grads = [p.grad.detach().flatten() for p in params if p.grad is not None]
@@ -82,6 +127,9 @@ class ProgressiveGAN(LightningModule):
         lr, betas: Adam (Karras et al. 2018: 1e-3, (0, 0.99)).
         gp_weight: lambda of WGAN-GP (10).
         drift_weight: epsilon_drift (1e-3).
+        lr_mult: learning-rate multipliers by module path prefix (``{"generator.trunk": 0.25}``),
+            as Adam parameter groups; the longest matching prefix wins. A property of the model,
+            the same for every init strategy. The effective rates are in ``hparams.lr_effective``.
     """
 
     def __init__(
@@ -92,6 +140,7 @@ class ProgressiveGAN(LightningModule):
         betas: tuple[float, float] = (0.0, 0.99),
         gp_weight: float = 10.0,
         drift_weight: float = 1e-3,
+        lr_mult: dict[str, float] | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["generator", "discriminator"])
@@ -105,6 +154,7 @@ class ProgressiveGAN(LightningModule):
             )
         self.generator = generator
         self.discriminator = discriminator
+        self.lr_mult = check_lr_mult(self, lr_mult or {})
         # The EMA copy of G (Karras et al. 2018, sec. 4.1 / appendix A.1) is part of the
         # state_dict, so checkpoints carry it; the EMA callback updates it.
         self.generator_ema = copy.deepcopy(generator).requires_grad_(False)
@@ -112,6 +162,16 @@ class ProgressiveGAN(LightningModule):
         self.set_progress(generator.current_level, generator.current_alpha)
 
     # ---- public interface -------------------------------------------------------------------
+
+    @property
+    def hparams_initial(self) -> AttributeDict:
+        """The init arguments plus ``lr_effective`` (each ``lr_mult`` part's learning rate), as
+        the loggers receive them. Checkpoints store ``hparams`` (init arguments only), which a
+        resume passes back to ``__init__``."""
+        hparams = super().hparams_initial
+        lr = hparams.get("lr", self.hparams.lr)
+        hparams["lr_effective"] = {"default": lr, **{p: lr * m for p, m in self.lr_mult.items()}}
+        return hparams
 
     @property
     def latent_dim(self) -> int:
@@ -171,10 +231,12 @@ class ProgressiveGAN(LightningModule):
     # ---- training ---------------------------------------------------------------------------
 
     def configure_optimizers(self) -> list[torch.optim.Optimizer]:
-        adam = dict(lr=self.hparams.lr, betas=tuple(float(b) for b in self.hparams.betas))
+        lr, betas = self.hparams.lr, tuple(float(b) for b in self.hparams.betas)
         return [
-            torch.optim.Adam(self.generator.parameters(), **adam),
-            torch.optim.Adam(self.discriminator.parameters(), **adam),
+            torch.optim.Adam(
+                lr_param_groups(getattr(self, net), net, lr, self.lr_mult), betas=betas
+            )
+            for net in NETWORKS
         ]
 
     def _latents(self, n: int) -> Tensor:
@@ -256,7 +318,7 @@ def load_noise_gan(path: str) -> ProgressiveGAN:
     hparams = {
         k: v
         for k, v in checkpoint.get("hyper_parameters", {}).items()
-        if k in ("lr", "betas", "gp_weight", "drift_weight")
+        if k in ("lr", "betas", "gp_weight", "drift_weight", "lr_mult")
     }
     model = ProgressiveGAN(
         NoiseGenerator.from_config(networks["generator"]),

@@ -20,10 +20,20 @@ from torch import Tensor, nn
 
 from gan_init.networks.backbones import BackboneSpec, build_backbone
 from gan_init.nn.blocks import downsample2x, upsample2x
-from gan_init.nn.layers import Conv, PixelNorm, check_spatial_dims
+from gan_init.nn.layers import (
+    Conv,
+    PixelNorm,
+    check_spatial_dims,
+    make_activation,
+    make_norm,
+)
 from gan_init.registry import check_choice
 
 GROW_MODES = ("full", "stem", "none")
+# How a stem block that feeds the trunk ends: ``pixelnorm`` (LeakyReLU + pixel norm, Karras et
+# al. 2018) or ``backbone`` (the backbone's own norm and activation, as the CycleGAN encoder ends,
+# so a transferred trunk sees inputs with the statistics it was trained on).
+STEM_OUTPUTS = ("pixelnorm", "backbone")
 
 
 def _log2_steps(low: int, high: int, what: str) -> int:
@@ -66,7 +76,10 @@ class _ProgressState(nn.Module):
 class StemBlock(nn.Module):
     """One latent-stem resolution: ``conv0`` (x2 upsample + 3x3, or the 4x4 "dense" layer from z at
     the first level) and ``conv1`` (3x3), each followed by LeakyReLU(0.2) and pixel norm
-    (Karras et al. 2018, table 2 and sec. 4.2). ``[B, C_in, *S] -> [B, C_out, *2S]`` (first: z)."""
+    (Karras et al. 2018, table 2 and sec. 4.2). ``[B, C_in, *S] -> [B, C_out, *2S]`` (first: z).
+
+    With ``out_norm``/``out_act`` given (``stem_output="backbone"``), ``conv1`` is followed by
+    them instead, as the CycleGAN encoder's last block ends (conv, norm, activation)."""
 
     def __init__(
         self,
@@ -77,6 +90,8 @@ class StemBlock(nn.Module):
         start_resolution: int,
         padding_mode: str,
         equalized_lr: bool,
+        out_norm: nn.Module | None = None,
+        out_act: nn.Module | None = None,
     ) -> None:
         super().__init__()
         self.first = first
@@ -98,11 +113,17 @@ class StemBlock(nn.Module):
         )  # fmt: skip
         self.act = nn.LeakyReLU(0.2)
         self.norm = PixelNorm()
+        self.backbone_ending = out_norm is not None
+        if out_norm is not None:
+            self.out_norm = out_norm
+            self.out_act = out_act if out_act is not None else nn.Identity()
 
     def forward(self, x: Tensor) -> Tensor:
         if not self.first:
             x = upsample2x(x, "nearest")
         x = self.norm(self.act(self.conv0(x)))
+        if self.backbone_ending:
+            return self.out_act(self.out_norm(self.conv1(x)))
         return self.norm(self.act(self.conv1(x)))
 
 
@@ -160,6 +181,11 @@ class NoiseGenerator(_ProgressState):
             last stem level always has the bottleneck width). ``stem`` growth needs the default,
             since the trunk then runs on every stem level.
         start_resolution: side of the first stem level (4 as Karras et al.).
+        stem_output: how the stem blocks that feed the trunk end (the bottleneck block; in
+            ``stem`` growth every block): ``pixelnorm`` (LeakyReLU + pixel norm, Karras et al.)
+            or ``backbone`` (the backbone's norm and activation, as the CycleGAN encoder ends:
+            instance norm + ReLU for the default ``resnet`` entry), so a transferred trunk is fed
+            the kind of input it was trained on.
 
     Shapes: ``z [B, latent_dim] -> [B, out_channels, *(resolution,)*spatial_dims]`` in [-1, 1],
     ``resolution = resolutions[level]``.
@@ -173,11 +199,13 @@ class NoiseGenerator(_ProgressState):
         grow: str = "full",
         stem_width: int | None = None,
         start_resolution: int = 4,
+        stem_output: str = "pixelnorm",
     ) -> None:
         super().__init__()
         self.spec = backbone if backbone is not None else BackboneSpec()
         s = self.spec
         self.grow = check_choice("grow", grow, GROW_MODES)
+        self.stem_output = check_choice("stem_output", stem_output, STEM_OUTPUTS)
         self.spatial_dims = check_spatial_dims(s.spatial_dims)
         self.image_size, self.latent_dim, self.start_resolution = (
             image_size,
@@ -203,6 +231,17 @@ class NoiseGenerator(_ProgressState):
 
         stem_res = [start_resolution * 2**i for i in range(n_stem)]
         widths = [stem_width or s.bottleneck_width] * (n_stem - 1) + [s.bottleneck_width]
+
+        def ending(i: int) -> dict[str, nn.Module]:
+            # The blocks whose output enters the trunk: every one in stem growth, else the last.
+            feeds_trunk = grow == "stem" or i == n_stem - 1
+            if stem_output != "backbone" or not feeds_trunk:
+                return {}
+            return {
+                "out_norm": make_norm(s.norm, self.spatial_dims, widths[i]),
+                "out_act": make_activation(s.activation),
+            }
+
         self.latent_stem = LatentStem(
             {
                 f"b{r}": StemBlock(
@@ -213,6 +252,7 @@ class NoiseGenerator(_ProgressState):
                     start_resolution=start_resolution,
                     padding_mode=s.padding,
                     equalized_lr=s.equalized_lr,
+                    **ending(i),
                 )  # fmt: skip
                 for i, r in enumerate(stem_res)
             }
@@ -257,6 +297,7 @@ class NoiseGenerator(_ProgressState):
             "grow": self.grow,
             "stem_width": self.stem_width,
             "start_resolution": self.start_resolution,
+            "stem_output": self.stem_output,
         }
 
     @classmethod

@@ -79,17 +79,41 @@ class StrategyContext:
     Attributes:
         model: the noise GAN being started.
         source: the source checkpoint(s), loaded lazily; None when no ``source`` was given.
-        freeze_images: images shown while transferred weights stay frozen (``cyclegan_frozen``).
+        freeze_images: images shown while transferred weights stay frozen (``cyclegan_frozen``),
+            an absolute length that overrides ``freeze_fraction``; None: use the fraction.
         freeze_from_level: in ``full`` growth, count ``freeze_images`` from when each frozen
-            part's level is reached (it is idle before), not from the start.
+            part's level is reached (it is idle before), not from the start. A fraction always
+            counts from the part's level.
         seed: seed of any freshly initialized source network (``cyclegan_untrained``).
+        freeze_fraction: the frozen length as a fraction of the part's active images (from when
+            its level is first reached to the end of the schedule), so the release falls inside
+            every budget.
+        level_starts: images shown when each generator level is first reached (the
+            ``ProgressiveSchedule``'s ``level_starts``); None without a schedule.
+        total_images: images shown when the schedule ends; None without a schedule.
     """
 
     model: ProgressiveGAN
     source: TransferSource | None
-    freeze_images: int = 5_000
+    freeze_images: int | None = None
     freeze_from_level: bool = True
     seed: int = 0
+    freeze_fraction: float = 0.25
+    level_starts: list[int] | None = None
+    total_images: int | None = None
+
+    def freeze_length(self, level: int) -> int:
+        """Images a part first used at ``level`` stays frozen: ``freeze_images`` when given, else
+        ``freeze_fraction`` of the images from ``level_starts[level]`` to ``total_images``."""
+        if self.freeze_images is not None:
+            return int(self.freeze_images)
+        if self.level_starts is None or self.total_images is None:
+            raise ValueError(
+                f"freeze_fraction={self.freeze_fraction} is a fraction of the progressive "
+                "schedule, but trainer.callbacks holds no gan_init.callbacks.ProgressiveSchedule: "
+                "add one, or give an absolute length (--freeze_images N)"
+            )
+        return int(self.freeze_fraction * (self.total_images - self.level_starts[level]))
 
     def require_source(self, strategy: str) -> TransferSource:
         if self.source is None:
@@ -133,16 +157,16 @@ def renderer_copies(source: nn.Module, source_name: str) -> list[PartCopy]:
 
 
 def renderer_freeze(ctx: StrategyContext) -> list[FreezeRule]:
-    """Freeze the transferred renderer for ``ctx.freeze_images``, per part from its level."""
+    """Freeze the transferred renderer for ``ctx.freeze_length``, per part from its level."""
     generator = ctx.model.generator
-    return [
-        FreezeRule(
-            f"generator.{part}",
-            ctx.freeze_images,
-            first_level_using(generator, part) if ctx.freeze_from_level else 0,
+    from_level = ctx.freeze_from_level or ctx.freeze_images is None
+    rules = []
+    for part in renderer_parts(generator):
+        level = first_level_using(generator, part)
+        rules.append(
+            FreezeRule(f"generator.{part}", ctx.freeze_length(level), level if from_level else 0)
         )
-        for part in renderer_parts(generator)
-    ]
+    return rules
 
 
 def patch_stem_target(model: ProgressiveGAN, patchgan: nn.Module) -> str:
@@ -184,8 +208,9 @@ def cyclegan(ctx: StrategyContext) -> TransferPlan:
 
 @INIT_STRATEGIES.register("cyclegan_frozen")
 def cyclegan_frozen(ctx: StrategyContext) -> TransferPlan:
-    """As ``cyclegan``; the transferred weights are frozen for ``freeze_images`` images shown
-    (in ``full`` growth counted from each part's level by default), then released."""
+    """As ``cyclegan``; the transferred weights are frozen for a fraction of each part's active
+    images (``freeze_fraction``; or ``freeze_images`` images shown, in ``full`` growth counted
+    from each part's level by default), then released."""
     source = ctx.require_source("cyclegan_frozen")
     return TransferPlan(
         copies=renderer_copies(source.generator("t2_to_t1"), "g_t2_to_t1"),

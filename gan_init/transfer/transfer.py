@@ -16,6 +16,7 @@ from gan_init.networks.backbones import BackboneSpec
 from gan_init.networks.cyclegan import CycleGANGenerator, PatchGANDiscriminator
 from gan_init.nn.layers import init_weights
 from gan_init.transfer.checkpoints import (
+    METADATA_KEY,
     CheckpointError,
     copy_params,
     effective_state,
@@ -107,6 +108,18 @@ class TransferSource:
             )
         return self._hparams
 
+    def trained_at(self) -> tuple[list[int] | None, float | None]:
+        """``(image_shape, voxel_spacing)`` the CycleGAN was trained at, each None when the file
+        does not say (a canonical file, or a checkpoint from data that records no spacing)."""
+        obj = safe_load(self.path)
+        data = obj[METADATA_KEY].get("data", {}) if is_project_checkpoint(obj) else {}
+        shape = data.get("image_shape")
+        spacing = data.get("voxel_spacing")
+        return (
+            None if shape is None else [int(n) for n in shape],
+            None if spacing is None else float(spacing),
+        )
+
     def untrained_generator(self, seed: int) -> CycleGANGenerator:
         """A never-trained generator with the source's knobs and init recipe."""
         hp = self.hparams()
@@ -120,17 +133,87 @@ def make_plan(
     model: nn.Module,
     source: TransferSource | None,
     *,
-    freeze_images: int = 5_000,
+    freeze_images: int | None = None,
     freeze_from_level: bool = True,
     seed: int = 0,
+    freeze_fraction: float = 0.25,
+    level_starts: list[int] | None = None,
+    total_images: int | None = None,
 ) -> TransferPlan:
-    """The plan of strategy ``init_strategy`` for ``model`` (a ``ProgressiveGAN``)."""
+    """The plan of strategy ``init_strategy`` for ``model`` (a ``ProgressiveGAN``); the freeze
+    arguments are those of ``StrategyContext``."""
     try:
         strategy = INIT_STRATEGIES.get(init_strategy)
     except KeyError as err:
         raise ValueError(err.args[0]) from None
-    ctx = StrategyContext(model, source, freeze_images, freeze_from_level, seed)  # type: ignore[arg-type]
+    ctx = StrategyContext(
+        model, source, freeze_images=freeze_images, freeze_from_level=freeze_from_level,  # type: ignore[arg-type]
+        seed=seed, freeze_fraction=freeze_fraction, level_starts=level_starts,
+        total_images=total_images,
+    )  # fmt: skip
     return strategy(ctx)
+
+
+def release_points(
+    rules: Iterable[FreezeRule], level_starts: list[int] | None
+) -> list[dict[str, Any]]:
+    """Per freeze rule, the images shown at which it releases under the schedule whose levels
+    start at ``level_starts`` (None: known only for rules counted from the start)."""
+    points = []
+    for rule in rules:
+        if rule.images is None:
+            at = None
+        elif level_starts is not None:
+            at = level_starts[rule.level] + rule.images
+        else:
+            at = rule.images if rule.level == 0 else None
+        points.append({"prefix": rule.prefix, "level": rule.level, "release_at_images": at})
+    return points
+
+
+UNKNOWN = "unknown"
+
+
+def check_scale(
+    source_shape: list[int] | None,
+    target_size: int,
+    source_name: str,
+    *,
+    allow_mismatch: bool = False,
+    source_spacing: float | None = None,
+) -> dict[str, Any]:
+    """Refuse a source trained at another image size than the noise GAN renders, unless
+    ``allow_mismatch``; return what the transfer summary records of the scale.
+
+    ``source_shape``: the CycleGAN's training image shape (None: unknown, e.g. a canonical file,
+    accepted and recorded as ``"unknown"``). ``target_size``: the noise GAN's full output side.
+    ``scale_ratio`` is source side / target side (2.0: the filters learnt anatomy at twice the
+    pixels per millimetre the noise GAN renders).
+    """
+    record: dict[str, Any] = {
+        "source_image_size": UNKNOWN,
+        "source_image_shape": UNKNOWN if source_shape is None else list(source_shape),
+        "source_voxel_spacing": source_spacing,
+        "target_image_size": int(target_size),
+        "scale_ratio": UNKNOWN,
+        "allow_scale_mismatch": bool(allow_mismatch),
+    }
+    if source_shape is None:
+        return record
+    sides = sorted(set(source_shape))
+    # An odd-sized source (e.g. 65 x 64) is its largest side; every side must match to pass.
+    record["source_image_size"] = side = sides[-1]
+    record["scale_ratio"] = side / target_size
+    if sides != [target_size] and not allow_mismatch:
+        shape = "x".join(str(n) for n in source_shape)
+        raise ValueError(
+            f"the source {source_name} was trained at image size {shape} but the noise GAN "
+            f"renders {target_size} (model.init_args.generator.init_args.image_size), so the "
+            f"transferred filters would see anatomy at another scale: train the CycleGAN at size "
+            f"{target_size} (data.init_args.size={target_size}), or pass "
+            f"--allow_scale_mismatch true to transfer anyway (the summary records the ratio)"
+        )
+    return record
 
 
 def check_backbone(here: BackboneSpec, source: BackboneSpec, source_name: str) -> None:
