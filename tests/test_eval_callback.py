@@ -172,6 +172,7 @@ def test_diverged_run_final_evaluation_records_nonfinite(tmp_path):
         n_samples=8,
         n_real=8,
         feature=FakeFeatures(),
+        noise_floor=(),  # this test is about the diverged run's own metrics
     )
     trainer = _trainer(tmp_path, [StabilityCallback(), evaluation])
     trainer.fit(FakeGAN(loss_at={2: math.nan}), datamodule=FakeData())

@@ -1,5 +1,6 @@
 """Callbacks: side effects of training (EMA, progressive schedule, ...) live here."""
 
+from gan_init.callbacks.diagnostics import TransferDiagnostics
 from gan_init.callbacks.ema import EMA
 from gan_init.callbacks.evaluation import EvaluationCallback
 from gan_init.callbacks.image_grid import CycleGANImageGrid
@@ -10,6 +11,7 @@ from gan_init.callbacks.weight_transfer import WeightTransfer
 __all__ = [
     "EvaluationCallback",
     "StabilityCallback",
+    "TransferDiagnostics",
     "CycleGANImageGrid",
     "EMA",
     "ProgressiveSchedule",

@@ -7,6 +7,12 @@ at its current output resolution; while it is below full resolution the real set
 average-pooled to the same size (as the discriminator sees real images) and
 ``eval/resolution`` says which size was compared.
 
+The noise floor: once per fit (at its start) the ``noise_floor`` metrics compare two disjoint
+real sets of the evaluation's sizes (``n_samples`` test images in place of the samples, the
+``n_real`` validation images as the reference) at the data's full resolution; logged as
+``eval/<metric>_floor`` and written to ``metrics_final.json``. A generator that matches the data
+distribution scores about this, not 0.
+
 Under DDP each rank samples ``n_samples / world_size`` images with its own seed and takes its
 share of the real set; the torchmetrics states sync at ``compute()``.
 """
@@ -33,6 +39,10 @@ from gan_init.metrics.features import load_feature_extractor
 from gan_init.metrics.swd import NHOOD_SIZE
 from gan_init.registry import check_choice
 
+# Metrics whose noise floor is defined: distances between two sets (not a set's own diversity,
+# nor memorization, which needs the training set).
+FLOOR_METRICS = ("swd", "fid", "kid", "pr")
+
 
 def run_dir(trainer: Trainer) -> Path:
     """Where a run's files go: the logger's directory, else ``default_root_dir``."""
@@ -52,7 +62,9 @@ class EvaluationCallback(Callback):
     Logged (with ``progress/images_shown``, at the trainer's global step): ``eval/swd``,
     ``eval/swd_<res>``, ``eval/fid``, ``eval/kid``, ``eval/kid_std``, ``eval/precision``,
     ``eval/recall``, ``eval/msssim_fake``, ``eval/msssim_real``, ``eval/memo_fraction``,
-    ``eval/memo_nn_dist``, ``eval/memo_fraction_feat`` (those chosen), ``eval/resolution``;
+    ``eval/memo_nn_dist``, ``eval/memo_fraction_feat`` (those chosen), ``eval/resolution``,
+    and once per fit the noise floor ``eval/swd_floor`` (``eval/swd_<res>_floor``, and
+    ``eval/<key>_floor`` of any other ``noise_floor`` metric);
     only ``eval/nonfinite_samples`` = 1 when the generator returns NaN/inf (a diverged run).
     The values also enter ``trainer.callback_metrics`` (for checkpoint monitors and sweeps).
     """
@@ -70,10 +82,13 @@ class EvaluationCallback(Callback):
         seed: int = 0,
         feature: str | None = "inception",
         save_pairs: bool = True,
+        noise_floor: Sequence[str] = ("swd",),
     ) -> None:
         super().__init__()
         for name in (*metrics, *costly_metrics, *(final_metrics or ())):
             check_choice("metric", name, list(ALL_METRICS))
+        for name in noise_floor:
+            check_choice("noise_floor metric", name, list(FLOOR_METRICS))
         self.every_n_images = int(every_n_images)
         self.costly_every_n_images = int(costly_every_n_images)
         self.metrics = tuple(metrics)
@@ -85,6 +100,8 @@ class EvaluationCallback(Callback):
         self.seed = seed
         self.feature = feature
         self.save_pairs = save_pairs
+        self.noise_floor = tuple(noise_floor)
+        self.floor: dict[str, float] = {}
         self.next_cheap = self.every_n_images
         self.next_costly = self.costly_every_n_images
         self.last: dict[str, float] = {}
@@ -122,10 +139,15 @@ class EvaluationCallback(Callback):
         if chosen:
             self.evaluate(trainer, pl_module, list(dict.fromkeys(chosen)))
 
+    def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if self.noise_floor:
+            self.floor = self.measure_floor(trainer, pl_module)
+
     def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if trainer.sanity_checking or not self.final_metrics:
             return
         self.last = self.evaluate(trainer, pl_module, list(self.final_metrics), final=True)
+        self.last |= self.floor
         folder = run_dir(trainer)  # on every rank: trainer.log_dir is a collective under DDP
         if trainer.is_global_zero:
             record = {
@@ -156,6 +178,34 @@ class EvaluationCallback(Callback):
             cached = (real, feats)
             self._real_cache[size] = cached
         return cached
+
+    @torch.no_grad()
+    def measure_floor(self, trainer: Trainer, pl_module: LightningModule) -> dict[str, float]:
+        """The ``noise_floor`` metrics between two disjoint real sets of the evaluation's sizes
+        (test images as the "samples", validation images as the reference), at the data's full
+        resolution; logged as ``eval/<key>_floor``."""
+        world, rank = trainer.world_size, trainer.global_rank
+        n_local = -(-self.n_samples // world)
+        test = trainer.datamodule.real_images(n_local * world, split="test")
+        test = test[rank::world].to(pl_module.device).float()
+        real = trainer.datamodule.real_images(self.n_real, split="val")
+        real = real[rank::world].to(pl_module.device).float()
+        metrics = list(self.noise_floor)
+        if min(real.shape[2:]) < NHOOD_SIZE:
+            metrics = [m for m in metrics if m != "swd"]
+        if not metrics:
+            return {}
+        need_features = any(m in FEATURE_METRICS for m in metrics)
+        values = evaluate_samples(
+            test,
+            real,
+            None,
+            metrics,
+            feature=self._get_extractor(pl_module, test) if need_features else None,
+            seed=self.seed,
+        )
+        floor = {f"{k}_floor": v for k, v in values.items()}
+        return self._log(trainer, pl_module, floor)
 
     def _get_extractor(self, pl_module: LightningModule, example: Tensor) -> torch.nn.Module:
         if self._extractor is None:
