@@ -125,7 +125,20 @@ def test_evaluation_schedule_resolution_and_final_json(tmp_path, spatial_dims):
     )
     assert "eval/fid" in trainer.callback_metrics
     assert (tmp_path / "memorization_closest_pairs.png").is_file()
-    assert cb.state_dict() == {"next_cheap": 80, "next_costly": 96}
+    state = cb.state_dict()
+    assert (state["next_cheap"], state["next_costly"]) == (80, 96)
+    if spatial_dims == 2:
+        # The primary endpoint: the SWD curve's mean height over images shown, kept for resume.
+        from gan_init.stats import normalized_auc
+
+        swd = [(s["shown"], s["swd"]) for s in seen if "swd" in s]
+        assert [list(p) for p in swd] == state["swd_curve"] and len(swd) == 4
+        auc = normalized_auc(*zip(*swd))
+        assert record["metrics"]["swd_auc"] == pytest.approx(auc)
+        assert float(trainer.callback_metrics["eval/swd_auc"]) == pytest.approx(auc)
+        again = EvaluationCallback(metrics=("swd",), feature=None)
+        again.load_state_dict(state)
+        assert again.swd_curve == [tuple(p) for p in state["swd_curve"]]
 
 
 def test_evaluation_rejects_unknown_metric():

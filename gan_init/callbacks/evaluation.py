@@ -19,6 +19,7 @@ share of the real set; the torchmetrics states sync at ``compute()``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,7 @@ from gan_init.metrics.evaluate import (
 from gan_init.metrics.features import load_feature_extractor
 from gan_init.metrics.swd import NHOOD_SIZE
 from gan_init.registry import check_choice
+from gan_init.stats import normalized_auc
 
 # Metrics whose noise floor is defined: distances between two sets (not a set's own diversity,
 # nor memorization, which needs the training set).
@@ -105,17 +107,24 @@ class EvaluationCallback(Callback):
         self.next_cheap = self.every_n_images
         self.next_costly = self.costly_every_n_images
         self.last: dict[str, float] = {}
+        # (images shown, SWD) of every evaluation: the primary endpoint's curve (eval/swd_auc).
+        self.swd_curve: list[tuple[int, float]] = []
         self._extractor: torch.nn.Module | None = None
         self._real_cache: dict[tuple[int, ...], tuple[Tensor, Tensor | None]] = {}
 
     # ---- state (a resumed run keeps its schedule)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"next_cheap": self.next_cheap, "next_costly": self.next_costly}
+        return {
+            "next_cheap": self.next_cheap,
+            "next_costly": self.next_costly,
+            "swd_curve": [list(point) for point in self.swd_curve],
+        }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.next_cheap = int(state_dict["next_cheap"])
         self.next_costly = int(state_dict["next_costly"])
+        self.swd_curve = [(int(x), float(y)) for x, y in state_dict.get("swd_curve", [])]
 
     # ---- schedule
 
@@ -147,6 +156,11 @@ class EvaluationCallback(Callback):
         if trainer.sanity_checking or not self.final_metrics:
             return
         self.last = self.evaluate(trainer, pl_module, list(self.final_metrics), final=True)
+        if self.swd_curve:
+            # The sweeps' primary endpoint (gan_init.stats): the SWD curve's mean height over
+            # images shown, so "reaches quality sooner" is one number W&B can optimize too.
+            images, values = zip(*self.swd_curve)
+            self.last |= self._log(trainer, pl_module, {"swd_auc": normalized_auc(images, values)})
         self.last |= self.floor
         folder = run_dir(trainer)  # on every rank: trainer.log_dir is a collective under DDP
         if trainer.is_global_zero:
@@ -260,6 +274,8 @@ class EvaluationCallback(Callback):
 
     def _log(self, trainer: Trainer, pl_module: LightningModule, values: dict[str, float]) -> dict:
         values = {k: float(v) for k, v in values.items()}
+        if "swd" in values and math.isfinite(values["swd"]):
+            self.swd_curve.append((int(pl_module.images_shown), values["swd"]))
         logged = {f"eval/{k}": v for k, v in values.items()}
         for name, value in logged.items():
             trainer.callback_metrics[name] = torch.tensor(value)
