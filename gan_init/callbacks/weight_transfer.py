@@ -104,6 +104,24 @@ class WeightTransfer(Callback):
             return int(self.seed)
         return int(os.environ.get("PL_GLOBAL_SEED", 0))
 
+    def _source(self, spatial_dims: int) -> TransferSource | None:
+        if self.source is None or self.init_strategy == "scratch":
+            return None
+        return TransferSource(
+            self.source, spatial_dims, discriminator_path=self.discriminator_source
+        )
+
+    def check(self, pl_module: LightningModule) -> None:
+        """Load the source and plan the transfer into ``pl_module`` without changing it: a
+        missing, unreadable, wrong-kind, wrong-dims or wrong-width source raises here (a
+        ``ValueError`` naming it), before a run starts."""
+        plan = make_plan(
+            self.init_strategy, pl_module, self._source(pl_module.spatial_dims),
+            freeze_images=self.freeze_images, freeze_from_level=self.freeze_from_level,
+            seed=self._seed(),
+        )  # fmt: skip
+        apply_plan(plan, pl_module, check_only=True)
+
     # ---- hooks ---------------------------------------------------------------------------------
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
@@ -121,11 +139,7 @@ class WeightTransfer(Callback):
         if self.source is not None and self.init_strategy == "scratch":
             rank_zero_warn(f"WeightTransfer: init_strategy 'scratch' ignores source={self.source}")
         # Every rank reads the same file (or seed), so every rank ends with the same weights.
-        source = None
-        if self.source is not None and self.init_strategy != "scratch":
-            source = TransferSource(
-                self.source, pl_module.spatial_dims, discriminator_path=self.discriminator_source
-            )
+        source = self._source(pl_module.spatial_dims)
         plan = make_plan(
             self.init_strategy, pl_module, source, freeze_images=self.freeze_images,
             freeze_from_level=self.freeze_from_level, seed=self._seed(),

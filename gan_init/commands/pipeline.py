@@ -12,7 +12,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from gan_init.files import CorruptFileError
 from gan_init.pipeline import PipelineOptions, run_pipeline
+from gan_init.processes import Interrupted, LockedError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -84,7 +86,14 @@ def main(argv: list[str]) -> int:
     except (ValueError, FileNotFoundError) as err:
         print(f"gan-init pipeline: {err}", file=sys.stderr)
         return 2
-    summary = run_pipeline(opts)
+    try:
+        summary = run_pipeline(opts)
+    except (LockedError, CorruptFileError) as err:
+        print(f"gan-init pipeline: {err}", file=sys.stderr)
+        return 2
+    except Interrupted as stop:
+        print(f"gan-init pipeline: {stop}; run the same command again to resume", file=sys.stderr)
+        return stop.exit_code
     print()
     print(f"run:     {summary['run_dir']} ({summary['status']})")
     print(f"summary: {summary['run_dir']}/summary.md")
