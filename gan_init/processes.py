@@ -7,10 +7,14 @@ the same run folder), whatever killed the parent:
 - Linux: the child asks the kernel for a parent-death signal (``prctl(PR_SET_PDEATHSIG, SIGTERM)``),
   so even a SIGKILL of the parent sends the child SIGTERM, on which ``gan-init fit`` saves its
   ``last.ckpt`` and exits (``gan_init.callbacks.PreemptionCheckpoint``).
-- Everywhere: the child runs in its own process group, and SIGTERM, SIGINT and SIGUSR1 received by
-  the parent are forwarded to that group (so they also reach data-loader workers); the parent then
-  waits for the child and raises ``Interrupted``. Off Linux, a SIGKILL of the parent still orphans
-  the child (no kernel support): the run-folder locks below then keep a restart from racing it.
+- Everywhere: SIGTERM, SIGINT and SIGUSR1 received by the parent are forwarded to the child; the
+  parent then waits for it and raises ``Interrupted``. Each level forwards to its own child
+  (sweep -> pipeline -> fit). The child runs in its own process group, so a terminal's Ctrl-C
+  reaches only the top process and travels down this chain once; the signal goes to the child
+  itself, not its group: PyTorch data-loader workers treat a SIGTERM that does not come from
+  their parent as a crash, which would abort the trainer before it saves (they end with it).
+  Off Linux, a SIGKILL of the parent still orphans the child (no kernel support): the
+  run-folder locks below then keep a restart from racing it.
 
 Locks are ``filelock`` locks (``flock`` on POSIX): released by the kernel when their process dies,
 so a killed process never leaves a stale lock behind.
@@ -67,7 +71,7 @@ def _child_setup(parent_pid: int, prctl: Callable[..., int] | None) -> Callable[
     """What the child runs between fork and exec (only async-signal-safe calls)."""
 
     def setup() -> None:
-        os.setpgid(0, 0)  # own process group: the parent forwards signals to all of it
+        os.setpgid(0, 0)  # own process group: a terminal's Ctrl-C comes through the parent
         if prctl is not None:
             prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
             if os.getppid() != parent_pid:  # the parent died before prctl took effect
@@ -78,12 +82,12 @@ def _child_setup(parent_pid: int, prctl: Callable[..., int] | None) -> Callable[
 
 @contextmanager
 def _forward_signals(proc: subprocess.Popen, received: list[int]) -> Iterator[None]:
-    """While ``proc`` runs, send it (its process group) the signals this process gets."""
+    """While ``proc`` runs, send it the signals this process gets."""
 
     def forward(signum: int, frame: object) -> None:
         received.append(signum)
         try:
-            os.killpg(proc.pid, signum)
+            proc.send_signal(signum)
         except (ProcessLookupError, PermissionError):
             pass
 

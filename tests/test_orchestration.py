@@ -119,6 +119,8 @@ def test_a_killed_pipeline_or_sweep_takes_its_trainer_with_it(tmp_path, launcher
     assert code == -signum if signum == signal.SIGKILL else code == 128 + signum
     step = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["global_step"]
     assert step >= 4
+    # The trainer saved on the signal (forwarded, or the parent-death signal), then exited.
+    assert "stopped by a signal at step" in (run / "log.txt").read_text(errors="replace")
     if signum == signal.SIGTERM:
         assert json.loads((run / "summary.json").read_text())["status"] == "interrupted"
     assert not list((run / "checkpoints").glob("last-v*.ckpt"))
