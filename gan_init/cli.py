@@ -61,13 +61,18 @@ _QUIET = (
 
 
 def run_lightning(argv: list[str]) -> int:
-    from gan_init.lightning_cli import GanInitCLI
+    from gan_init.lightning_cli import GanInitCLI, UsageError
+    from gan_init.processes import LockedError
 
     for message in _QUIET:
         warnings.filterwarnings("ignore", message=message)
 
     # LightningCLI reads sys.argv itself when it is what we were given (avoids its warning).
-    GanInitCLI(args=None if argv == sys.argv[1:] else argv)
+    try:
+        GanInitCLI(args=None if argv == sys.argv[1:] else argv)
+    except (UsageError, LockedError) as err:
+        print(f"gan-init {argv[0]}: {err}", file=sys.stderr)
+        return 2
     return 0
 
 

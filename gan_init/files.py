@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,12 +31,60 @@ def write_json(path: str | Path, data: Any) -> Path:
     return write_atomic(path, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
 
 
+class CorruptFileError(ValueError):
+    """A state file (sweep state, run summary, ...) that is not what this project wrote."""
+
+
 def read_json(path: str | Path) -> dict[str, Any] | None:
-    """The JSON object in ``path``, or None if it is missing or unreadable."""
+    """The JSON object in ``path``, or None if it is missing. A file that is not a JSON object
+    (truncated by a full disk, edited by hand) raises ``CorruptFileError`` naming it: it is never
+    read as "nothing there", which would let the caller overwrite what it held."""
+    path = Path(path)
     try:
-        return json.loads(Path(path).read_text())
-    except (FileNotFoundError, IsADirectoryError, json.JSONDecodeError):
+        text = path.read_text()
+    except (FileNotFoundError, IsADirectoryError):
         return None
+    try:
+        data = json.loads(text)
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise CorruptFileError(f"{path}: not valid JSON ({err})") from None
+    if not isinstance(data, dict):
+        raise CorruptFileError(f"{path}: expected a JSON object, found a {type(data).__name__}")
+    return data
+
+
+def set_aside(path: str | Path) -> Path:
+    """Rename a damaged ``path`` to ``<name>.corrupt-<timestamp>`` (kept for inspection)."""
+    path = Path(path)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    target = path.with_name(f"{path.name}.corrupt-{stamp}")
+    k = 1
+    while target.exists():
+        target = path.with_name(f"{path.name}.corrupt-{stamp}-{k}")
+        k += 1
+    return path.rename(target)
+
+
+def read_state(
+    path: str | Path,
+    *,
+    check: Callable[[dict[str, Any]], str | None],
+    recover: str,
+) -> dict[str, Any] | None:
+    """A state file this project writes and later reads back (None if missing). A corrupt file,
+    or one ``check`` finds wrong-shaped (it returns what is wrong), is set aside as
+    ``<name>.corrupt-<timestamp>`` and ``CorruptFileError`` says where it went and ``recover``
+    (how the user goes on). The caller never overwrites the damaged original."""
+    path = Path(path)
+    try:
+        data = read_json(path)
+        problem = None if data is None else check(data)
+    except CorruptFileError as err:
+        problem, data = str(err).removeprefix(f"{path}: "), None
+    if problem is None:
+        return data
+    kept = set_aside(path)
+    raise CorruptFileError(f"{path}: {problem}; the file was kept as {kept.name}. {recover}")
 
 
 # Lightning's CSVLogger deletes an existing metrics.csv when a run resumes into its folder; the

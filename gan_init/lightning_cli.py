@@ -8,17 +8,31 @@ Shortcut flags of the weight transfer (also plain ``--key=value`` arguments of a
 ``--allow_scale_mismatch`` configure the
 ``gan_init.callbacks.WeightTransfer`` of ``trainer.callbacks`` (one is added when the config has
 none); the same callback can be written in YAML with ``class_path``/``init_args``.
+
+Every fit also gets a ``gan_init.callbacks.PreemptionCheckpoint`` (SIGTERM/SIGUSR1 save
+``last.ckpt``, exit status 143) and holds the lock ``.<checkpoint folder>.lock`` beside each
+``ModelCheckpoint`` folder, so two trainers never write the same ``last.ckpt``.
 """
 
 from __future__ import annotations
 
+from contextlib import ExitStack
+from pathlib import Path
 from typing import Any
 
 from pytorch_lightning import LightningDataModule, LightningModule
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 from pytorch_lightning.loggers import CSVLogger
+from pytorch_lightning.utilities.exceptions import SIGTERMException
 
+from gan_init.callbacks.preemption import STOPPED_EXIT_CODE, PreemptionCheckpoint
 from gan_init.files import keep_csv_before_resume
+from gan_init.processes import run_lock
+
+
+class UsageError(ValueError):
+    """A command-line mistake found before anything ran: ``gan-init fit`` prints this one line
+    and exits with status 2, leaving no run folder behind."""
 
 
 def _load_weights_only(kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -86,13 +100,23 @@ class GanInitCLI(LightningCLI):
     # ---- the subcommands: LightningCLI calls these instead of the trainer's when defined
 
     def fit(self, model: LightningModule, **kwargs: Any) -> None:
-        """``trainer.fit``; on a resume (``--ckpt_path``), each CSV logger's ``metrics.csv`` is
-        set aside first (Lightning's CSVLogger would delete it) so no logged value is lost."""
-        if kwargs.get("ckpt_path"):
-            for logger in self.trainer.loggers:
-                if isinstance(logger, CSVLogger):
-                    keep_csv_before_resume(logger.log_dir)
-        self.trainer.fit(model, **_load_weights_only(kwargs))
+        """``trainer.fit``, holding the lock of each checkpoint folder; on a resume
+        (``--ckpt_path``), each CSV logger's ``metrics.csv`` is set aside first (Lightning's
+        CSVLogger would delete it) so no logged value is lost. Stopped by SIGTERM/SIGUSR1 (after
+        saving ``last.ckpt``): exit status 143, never 0."""
+        with ExitStack() as locks:
+            for folder in _checkpoint_folders(self.trainer):
+                locks.enter_context(
+                    run_lock(folder.parent, "gan-init fit", wait=False, name=f".{folder.name}.lock")
+                )
+            if kwargs.get("ckpt_path"):
+                for logger in self.trainer.loggers:
+                    if isinstance(logger, CSVLogger):
+                        keep_csv_before_resume(logger.log_dir)
+            try:
+                self.trainer.fit(model, **_load_weights_only(kwargs))
+            except SIGTERMException:
+                raise SystemExit(STOPPED_EXIT_CODE) from None
 
     def validate(self, model: LightningModule, **kwargs: Any) -> Any:
         return self.trainer.validate(model, **_load_weights_only(kwargs))
@@ -104,20 +128,45 @@ class GanInitCLI(LightningCLI):
         return self.trainer.predict(model, **_load_weights_only(kwargs))
 
     def before_fit(self) -> None:
-        """Point the ``WeightTransfer`` callback at the shortcut flags' values."""
+        """Add a ``PreemptionCheckpoint``; point the ``WeightTransfer`` callback at the shortcut
+        flags' values and check its source."""
+        from gan_init.callbacks.weight_transfer import WeightTransfer
+
+        if not any(isinstance(cb, PreemptionCheckpoint) for cb in self.trainer.callbacks):
+            self.trainer.callbacks.append(PreemptionCheckpoint())
+        flags = self._transfer_flags()
+        transfers = [cb for cb in self.trainer.callbacks if isinstance(cb, WeightTransfer)]
+        if flags:
+            self._configure_transfer(flags, transfers)
+        if not self._get(self.config, "ckpt_path"):  # a resume transfers nothing
+            for transfer in self.trainer.callbacks:
+                if isinstance(transfer, WeightTransfer):
+                    self._check_source(transfer)
+
+    def _check_source(self, transfer: Any) -> None:
+        """Load and match the transfer source now, before data setup, loggers and run folders:
+        a bad ``--source`` is one line and exit status 2, not a traceback after setup."""
+        from gan_init.models.progressive import ProgressiveGAN
+
+        if not isinstance(self.model, ProgressiveGAN):
+            return  # WeightTransfer.setup names this mistake
+        try:
+            transfer.check(self.model)
+        except (ValueError, OSError) as err:  # CheckpointError is a ValueError
+            message = " ".join(line.strip() for line in str(err).splitlines())
+            where = "" if message.startswith(str(transfer.source)) else f" {transfer.source}"
+            raise UsageError(f"--source{where}: {message}") from None
+
+    def _configure_transfer(self, flags: dict[str, object], found: list[Any]) -> None:
         from gan_init.callbacks.weight_transfer import WeightTransfer
         from gan_init.models.progressive import ProgressiveGAN
 
-        flags = self._transfer_flags()
-        if not flags:
-            return
         if not isinstance(self.model, ProgressiveGAN):
             raise ValueError(
                 f"--{' --'.join(flags)}: weight transfer starts a noise GAN "
                 f"(gan_init.models.ProgressiveGAN), but this run trains a "
                 f"{type(self.model).__name__}; drop these flags"
             )
-        found = [cb for cb in self.trainer.callbacks if isinstance(cb, WeightTransfer)]
         if len(found) > 1:
             raise ValueError(
                 f"trainer.callbacks holds {len(found)} WeightTransfer callbacks; keep one"
@@ -126,3 +175,10 @@ class GanInitCLI(LightningCLI):
             found[0].configure(**flags)
         else:
             self.trainer.callbacks.append(WeightTransfer(**flags))
+
+
+def _checkpoint_folders(trainer: Any) -> list[Path]:
+    """The folders ModelCheckpoints were told to write into (``dirpath``); a folder Lightning
+    picks itself is under a fresh logger version, never shared."""
+    folders = [Path(cb.dirpath) for cb in trainer.checkpoint_callbacks if cb.dirpath]
+    return list(dict.fromkeys(f.resolve() for f in folders))

@@ -23,7 +23,6 @@ import hashlib
 import json
 import os
 import shlex
-import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -31,9 +30,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from filelock import FileLock, Timeout
 
-from gan_init.files import read_json, write_atomic, write_json
+from gan_init.files import read_json, read_state, write_atomic, write_json
+from gan_init.processes import Interrupted, run_child, run_lock
 from gan_init.registry import check_choice
 
 REPO = Path(__file__).resolve().parents[1]
@@ -134,7 +133,11 @@ def resolve_config(
         if isinstance(callback, dict) and str(callback.get("class_path", "")).endswith(
             "ModelCheckpoint"
         ):
-            callback.setdefault("init_args", {})["dirpath"] = str(run_dir / "checkpoints")
+            args = callback.setdefault("init_args", {})
+            args["dirpath"] = str(run_dir / "checkpoints")
+            # One last.ckpt whatever the folder's path: with the counter, a moved or copied run
+            # folder resumes into last-v1.ckpt while the pipeline reads last.ckpt.
+            args["enable_version_counter"] = False
     return config
 
 
@@ -143,9 +146,19 @@ def config_hash(config: dict[str, Any], extra: list[str]) -> str:
     return hashlib.sha256(blob).hexdigest()[:8]
 
 
+# The lock ``gan-init fit`` holds beside its checkpoint folder (gan_init.lightning_cli).
+TRAINER_LOCK = ".checkpoints.lock"
+
+
 def _fit(
     config_file: Path, args: list[str], run_dir: Path, *, env: dict[str, str], log: Path
 ) -> int:
+    """``gan-init fit`` in ``run_dir``, resuming from its ``last.ckpt``; dies with this process
+    (``gan_init.processes``). Raises ``Interrupted`` when a signal stopped it."""
+    # A trainer of an earlier, killed pipeline may still be saving its last checkpoint: wait for
+    # it, so the resume below starts from that checkpoint.
+    with run_lock(run_dir, "gan-init fit", wait=True, name=TRAINER_LOCK):
+        pass
     cmd = [sys.executable, "-m", "gan_init", "fit", "--config", str(config_file), *args]
     last = run_dir / "checkpoints" / "last.ckpt"
     if last.is_file():
@@ -153,20 +166,7 @@ def _fit(
     print(f"$ {shlex.join(cmd)}", flush=True)
     with open(log, "ab") as out:
         out.write(f"$ {shlex.join(cmd)}\n".encode())
-        out.flush()
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
-        assert proc.stdout is not None
-        # Tee in chunks, not lines: progress bars redraw with \r and would otherwise show only
-        # at the end of each epoch.
-        screen = getattr(sys.stdout, "buffer", None)
-        while chunk := proc.stdout.read1(1 << 16):
-            if screen is not None:
-                screen.write(chunk)
-                screen.flush()
-            else:
-                sys.stdout.write(chunk.decode(errors="replace"))
-            out.write(chunk)
-        return proc.wait()
+    return run_child(cmd, env=env, log=log)
 
 
 def _env(run_dir: Path, *, shared_stage: bool) -> dict[str, str]:
@@ -186,25 +186,20 @@ def run_cyclegan(opts: PipelineOptions) -> Path:
     extra = opts.fit_args + opts.cyclegan_args
     key = config_hash(base, extra)
     run_dir = Path(opts.runs_dir) / "cyclegan" / f"{opts.dims}d-{key}-seed{opts.seed}"
-    run_dir.mkdir(parents=True, exist_ok=True)
     # One trainer per stage-1 folder: a second pipeline (say make train-2d beside make sweep-2d)
     # waits for the first to finish, then reuses its checkpoint.
-    lock = FileLock(run_dir / ".lock")
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        print(f"CycleGAN stage: {run_dir} is being trained by another process; waiting for it")
-        lock.acquire()
-    try:
+    with run_lock(run_dir, "CycleGAN stage", wait=True):
         return _run_cyclegan_locked(opts, base, extra, key, run_dir)
-    finally:
-        lock.release()
 
 
 def _run_cyclegan_locked(
     opts: PipelineOptions, base: dict[str, Any], extra: list[str], key: str, run_dir: Path
 ) -> Path:
-    done = read_json(run_dir / "done.json")
+    done = read_state(
+        run_dir / "done.json",
+        check=lambda d: None if "checkpoint" in d else "no 'checkpoint' key",
+        recover="Run the same command again: the stage resumes from checkpoints/last.ckpt",
+    )
     if done and Path(done["checkpoint"]).is_file():
         print(f"CycleGAN stage: reusing {done['checkpoint']}")
         return Path(done["checkpoint"])
@@ -275,13 +270,31 @@ def _find(run_dir: Path, name: str) -> Path | None:
     return hits[-1] if hits else None
 
 
+def _check_summary(summary: dict[str, Any]) -> str | None:
+    return None if isinstance(summary.get("status"), str) else "no 'status' key"
+
+
 def run_pipeline(opts: PipelineOptions) -> dict[str, Any]:
-    """Run (or resume, or skip when finished) one whole experiment; returns its summary."""
+    """Run (or resume, or skip when finished) one whole experiment; returns its summary.
+
+    Raises ``LockedError`` when another process works in the run folder, ``Interrupted`` when a
+    signal stopped it (the summary says ``interrupted``; the same command resumes it)."""
     noise_base = load_yaml(opts.config_path("noise"))
     grow = opts.grow or _grow_of(noise_base)
     run_dir = noise_run_dir(opts, grow)
+    with run_lock(run_dir, "gan-init pipeline", wait=False):
+        return _run_pipeline_locked(opts, noise_base, grow, run_dir)
+
+
+def _run_pipeline_locked(
+    opts: PipelineOptions, noise_base: dict[str, Any], grow: str, run_dir: Path
+) -> dict[str, Any]:
     summary_file = run_dir / "summary.json"
-    previous = read_json(summary_file)
+    previous = read_state(
+        summary_file,
+        check=_check_summary,
+        recover="Run the same command again: the run resumes from checkpoints/last.ckpt",
+    )
     if previous and previous.get("status") in ("finished", "diverged") and not opts.force:
         print(f"{run_dir}: already {previous['status']}; skipping (--force to run again)")
         return previous
@@ -307,38 +320,25 @@ def run_pipeline(opts: PipelineOptions) -> dict[str, Any]:
     args = [*opts.fit_args, *opts.noise_args, "--init_strategy", opts.init_strategy]
     if source is not None:
         args += ["--source", str(source)]
-    write_json(
-        summary_file,
-        {"status": "running", "run_dir": str(run_dir), **_identity(opts, grow, source)},
-    )
-    code = _fit(
-        config_file, args, run_dir, env=_env(run_dir, shared_stage=False), log=run_dir / "log.txt"
-    )
-
-    divergence = read_json(_find(run_dir, "divergence.json") or run_dir / "-")
-    checkpoint = run_dir / "checkpoints" / "last.ckpt"
-    status = "diverged" if divergence else ("finished" if code == 0 else "failed")
-    samples = None
-    if status != "failed" and checkpoint.is_file():
-        samples = run_dir / "samples"
-        cmd = [sys.executable, "-m", "gan_init", "sample", "--checkpoint", str(checkpoint)]
-        cmd += ["--n", str(opts.n_samples), "--out", str(samples), "--seed", "0"]
-        if subprocess.run(cmd, env=_env(run_dir, shared_stage=False)).returncode != 0:
-            samples = None
-    final = read_json(_find(run_dir, "metrics_final.json") or run_dir / "-") or {}
-    metrics = {f"eval/{k}": v for k, v in (final.get("metrics") or {}).items()}
-    if "images_shown" in final:
-        metrics["progress/images_shown"] = final["images_shown"]
+    identity = _identity(opts, grow, source)
+    write_json(summary_file, {"status": "running", "run_dir": str(run_dir), **identity})
+    env = _env(run_dir, shared_stage=False)
+    log = run_dir / "log.txt"
+    try:
+        code = _fit(config_file, args, run_dir, env=env, log=log)
+        outcome = _outcome(opts, run_dir, code, env=env, log=log)
+    except Interrupted as stop:
+        write_json(
+            summary_file,
+            {"status": "interrupted", "signal": stop.signum, "run_dir": str(run_dir), **identity},
+        )
+        raise
     summary = {
-        "status": status,
         "exit_code": code,
         "run_dir": str(run_dir),
-        **_identity(opts, grow, source),
+        **identity,
         "seconds": round(time.time() - start, 1),
-        "checkpoint": str(checkpoint) if checkpoint.is_file() else None,
-        "samples": str(samples) if samples else None,
-        "metrics": metrics,
-        "divergence": divergence,
+        **outcome,
         "metrics_csv": str(_find(run_dir, "metrics.csv") or ""),
         "cyclegan": cyclegan_record(source),
     }
@@ -347,6 +347,63 @@ def run_pipeline(opts: PipelineOptions) -> dict[str, Any]:
     if os.environ.get("GAN_INIT_SUMMARY_OUT"):  # set by `gan-init sweep` to collect results
         write_json(Path(os.environ["GAN_INIT_SUMMARY_OUT"]), summary)
     return summary
+
+
+def _outcome(
+    opts: PipelineOptions, run_dir: Path, code: int, *, env: dict[str, str], log: Path
+) -> dict[str, Any]:
+    """Status, checkpoint, samples and final metrics of a trained run (summary keys)."""
+    divergence = read_json(_find(run_dir, "divergence.json") or run_dir / "-")
+    checkpoint = run_dir / "checkpoints" / "last.ckpt"
+    status = "diverged" if divergence else ("finished" if code == 0 else "failed")
+    failure = None if code == 0 or divergence else f"gan-init fit exited with code {code}"
+    samples = None
+    if status != "failed" and checkpoint.is_file():
+        samples = run_dir / "samples"
+        cmd = [sys.executable, "-m", "gan_init", "sample", "--checkpoint", str(checkpoint)]
+        cmd += ["--n", str(opts.n_samples), "--out", str(samples), "--seed", "0"]
+        with open(log, "ab") as out:
+            out.write(f"$ {shlex.join(cmd)}\n".encode())
+        sample_code = run_child(cmd, env=env, log=log)
+        if sample_code != 0:
+            status, samples = "failed", None
+            failure = f"gan-init sample exited with code {sample_code}; see {log}"
+    elif status != "failed":
+        status, failure = "failed", f"no checkpoint {checkpoint} after training; see {log}"
+    final = read_json(_find(run_dir, "metrics_final.json") or run_dir / "-") or {}
+    metrics = {f"eval/{k}": v for k, v in (final.get("metrics") or {}).items()}
+    if "images_shown" in final:
+        metrics["progress/images_shown"] = final["images_shown"]
+    return {
+        "status": status,
+        "failure": failure,
+        "samples": str(samples) if samples else None,
+        "metrics": metrics,
+        "divergence": divergence,
+        **_checkpoint_record(checkpoint, final),
+    }
+
+
+def _checkpoint_record(checkpoint: Path, final: dict[str, Any]) -> dict[str, Any]:
+    """Which checkpoint the samples and final metrics came from: its path and training step,
+    and whether the final metrics were computed at that same step."""
+    if not checkpoint.is_file():
+        return {"checkpoint": None, "checkpoint_global_step": None, "metrics_global_step": None}
+    import torch
+
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True, mmap=True)
+    step = int(state.get("global_step", -1))
+    record = {
+        "checkpoint": str(checkpoint),
+        "checkpoint_global_step": step,
+        "metrics_global_step": final.get("global_step"),
+    }
+    if final and final.get("global_step") != step:
+        print(
+            f"warning: the final metrics were computed at step {final.get('global_step')}, "
+            f"but {checkpoint} is at step {step}"
+        )
+    return record
 
 
 def _identity(opts: PipelineOptions, grow: str, source: Path | None) -> dict[str, Any]:
@@ -370,9 +427,11 @@ def summary_markdown(summary: dict[str, Any]) -> str:
         f"- status: **{summary['status']}** (exit code {summary['exit_code']}), "
         f"{summary['seconds'] / 60:.1f} min",
         f"- CycleGAN source: {summary['source'] or 'none (scratch)'}",
-        f"- checkpoint: {summary['checkpoint']}",
+        f"- checkpoint: {summary['checkpoint']} (step {summary.get('checkpoint_global_step')})",
         f"- samples: {summary['samples']}",
     ]
+    if summary.get("failure"):
+        lines.append(f"- failure: {summary['failure']}")
     if summary.get("divergence"):
         lines.append(f"- divergence: {summary['divergence']}")
     cyclegan = summary.get("cyclegan") or {}

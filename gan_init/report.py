@@ -127,7 +127,11 @@ def collect_runs(runs_dir: Path) -> list[Run]:
     runs = []
     for summary_file in sorted(runs_dir.glob("*/*/summary.json")):
         summary = read_json(summary_file)
-        if not summary or summary.get("status") == "running" or "dims" not in summary:
+        if (
+            not summary
+            or summary.get("status") in ("running", "interrupted")
+            or "dims" not in summary
+        ):
             continue
         run_dir = summary_file.parent
         curves = read_run_curves(run_dir)

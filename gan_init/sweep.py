@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import subprocess
 import sys
 import time
 import warnings
@@ -29,7 +28,8 @@ from typing import Any
 
 import yaml
 
-from gan_init.files import read_json, write_json
+from gan_init.files import read_json, read_state, write_json
+from gan_init.processes import run_child, run_lock
 from gan_init.stats import EndpointSpec
 
 ENDPOINTS_KEY = "endpoints"  # project key, not W&B's: taken out before W&B's engine sees the file
@@ -119,11 +119,25 @@ class SweepState:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        saved = read_json(path) or {}
+        saved = self.read(path)
         self.runs: list[dict[str, Any]] = saved.get("runs", [])
         # The sweep file and its endpoint spec, as they were when the runs ran (for the report).
         self.sweep_file: str | None = saved.get("sweep_file")
         self.endpoints: dict[str, Any] | None = saved.get(ENDPOINTS_KEY)
+
+    @staticmethod
+    def read(path: Path) -> dict[str, Any]:
+        """The record in ``path`` ({} if there is none yet); a damaged file is set aside and
+        named (``CorruptFileError``), never read as an empty sweep and overwritten."""
+        state = read_state(
+            path,
+            check=_check_state,
+            recover=(
+                "Run the sweep again to start a new record: finished runs are skipped by their "
+                f"summary.json, and each run's last result is in {path.parent / path.stem}/"
+            ),
+        )
+        return state or {}
 
     def save(self) -> None:
         record: dict[str, Any] = {"runs": self.runs}
@@ -154,6 +168,22 @@ class SweepState:
         self.save()
 
 
+def _check_state(state: dict[str, Any]) -> str | None:
+    """What is wrong with a sweep state's shape, or None."""
+    runs = state.get("runs")
+    if not isinstance(runs, list):
+        return "expected {'runs': [...]} (a gan-init sweep state)"
+    for i, record in enumerate(runs):
+        if not isinstance(record, dict):
+            return f"runs[{i}] is not a mapping"
+        missing = [k for k in ("name", "params", "state") if k not in record]
+        if missing:
+            return f"runs[{i}] has no {', '.join(missing)}"
+        if not isinstance(record["params"], dict):
+            return f"runs[{i}].params is not a mapping"
+    return None
+
+
 def _flat_metrics(summary: dict[str, Any] | None) -> dict[str, Any]:
     return {
         k: v
@@ -169,11 +199,29 @@ def run_sweep(
     max_runs: int | None = None,
     dry_run: bool = False,
 ) -> SweepState:
-    """Run every run the sweep proposes (up to ``max_runs`` new ones). Returns the state."""
+    """Run every run the sweep proposes (up to ``max_runs`` new ones). Returns the state.
+
+    Raises ``LockedError`` when another ``gan-init sweep`` runs the same sweep into the same runs
+    folder, ``Interrupted`` when a signal stopped it (the run it was on is run again first on
+    restart), ``CorruptFileError`` for a damaged state file."""
     sweep = load_sweep(path)
     spec = load_endpoints(path)
     runs_dir = Path(runs_dir)
-    state = SweepState(runs_dir / "sweeps" / f"{Path(path).stem}.json")
+    state_file = runs_dir / "sweeps" / f"{Path(path).stem}.json"
+    with run_lock(state_file.parent, "gan-init sweep", wait=False, name=f"{state_file.stem}.lock"):
+        return _run_sweep_locked(sweep, spec, Path(path), state_file, runs_dir, max_runs, dry_run)
+
+
+def _run_sweep_locked(
+    sweep: dict[str, Any],
+    spec: EndpointSpec | None,
+    path: Path,
+    state_file: Path,
+    runs_dir: Path,
+    max_runs: int | None,
+    dry_run: bool,
+) -> SweepState:
+    state = SweepState(state_file)
     state.sweep_file = str(path)
     state.endpoints = spec.to_dict() if spec else None
     sweeps = _sweeps()
@@ -202,7 +250,7 @@ def run_sweep(
             os.environ, GAN_INIT_RUNS_DIR=str(runs_dir), GAN_INIT_SUMMARY_OUT=str(summary_out)
         )
         print(f"[sweep {Path(path).stem}] run {name}: {' '.join(command)}", flush=True)
-        code = subprocess.run(command, env=env).returncode
+        code = run_child(command, env=env)  # Interrupted: the record stays "running"
         summary = read_json(summary_out)
         record.update(
             state="finished" if code == 0 else "failed",
@@ -214,5 +262,5 @@ def run_sweep(
         )
         state.upsert(record)
     if dry_run:
-        state.runs = (read_json(state.path) or {}).get("runs", [])
+        state.runs = SweepState.read(state.path)
     return state

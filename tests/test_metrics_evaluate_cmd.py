@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 import torch
+from pytorch_lightning import LightningDataModule
 
+import data_modules
 from gan_init import cli
 from gan_init.commands import evaluate as evaluate_cmd
 
 
-class FakeData:
-    """A data module with the agreed ``real_images`` interface (instantiated from YAML)."""
+class FakeData(LightningDataModule):
+    """A data module with the agreed ``real_images`` interface (instantiated from YAML, as
+    ``data_modules.FakeData``: a YAML may only name data modules of that package)."""
 
     def __init__(self, spatial_dims: int = 2, side: int = 16) -> None:
+        super().__init__()
         self.spatial_dims = spatial_dims
         self.image_shape = (1, *(side,) * spatial_dims)
 
@@ -38,10 +43,9 @@ class FakeGAN:
 
 def test_evaluate_command_writes_json(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(evaluate_cmd, "load_noise_gan", lambda path: FakeGAN())
+    monkeypatch.setattr(data_modules, "FakeData", FakeData, raising=False)
     config = tmp_path / "data.yaml"
-    config.write_text(
-        "data:\n  class_path: test_metrics_evaluate_cmd.FakeData\n  init_args:\n    side: 16\n"
-    )
+    config.write_text("data:\n  class_path: data_modules.FakeData\n  init_args:\n    side: 16\n")
     out = tmp_path / "m.json"
     argv = ["evaluate", "--checkpoint", "x.ckpt", "--data", str(config)]
     argv += ["--metrics", "swd,msssim,memo", "--n", "12", "--out", str(out)]
@@ -62,3 +66,25 @@ def test_evaluate_command_rejects_typo(tmp_path):
 
 def test_evaluate_listed_in_cli():
     assert cli.EXTRA_COMMANDS["evaluate"][0] == "gan_init.commands.evaluate"
+
+
+@pytest.mark.parametrize(
+    "class_path",
+    ["os.system", "test_metrics_evaluate_cmd.FakeData", "data_modules.Augmentation",
+     "data_modules.common.os.system", "data_modules.NoSuchModule"],
+)  # fmt: skip
+def test_a_data_config_may_only_name_data_modules(tmp_path, monkeypatch, capsys, class_path):
+    """``class_path: os.system`` ran a shell command; only data_modules data modules may be
+    named, and nothing else is instantiated."""
+    monkeypatch.setattr(evaluate_cmd, "load_noise_gan", lambda path: FakeGAN())
+    marker = tmp_path / "ran"
+    config = tmp_path / "data.yaml"
+    config.write_text(f"data:\n  class_path: {class_path}\n  init_args: touch {marker}\n")
+    argv = ["--checkpoint", "x.ckpt", "--data", str(config), "--out", str(tmp_path / "m.json")]
+    assert evaluate_cmd.main(argv) == 2
+    assert not marker.exists() and not os.path.exists(tmp_path / "m.json")
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(config) in err[0] and f"class_path {class_path!r}" in err[0]
+    assert (
+        "data_modules.IcbmDataModule" in err[0] and "data_modules.NiftiFolderDataModule" in err[0]
+    )

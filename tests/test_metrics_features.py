@@ -175,3 +175,51 @@ def test_real_inception_fid_2d_and_25d():
     assert abs(same["fid"]) < 1e-2 * worse["fid"] and worse["fid"] > 1.0
     vols = _images(1, (8, 8, 8), seed=2)
     assert SliceFeatures(net, slices_per_axis=1)(vols).shape == (1, 2048)
+
+
+class _Conv2dFeatures(nn.Module):
+    """A 2D feature network: refuses volumes with conv2d's dimension error."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 3, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x).mean(dim=(2, 3))
+
+
+class _FailsOnVolumes(nn.Module):
+    """A 3D feature network with a real failure on volumes (say, out of memory)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 5:
+            raise RuntimeError("CUDA out of memory. Tried to allocate 20.00 GiB")
+        return x.flatten(1)
+
+
+def test_a_2d_user_network_runs_on_slices_of_volumes(tmp_path):
+    from gan_init.metrics.features import SliceFeatures, load_feature_extractor
+
+    path = tmp_path / "net2d.pt"
+    torch.jit.script(_Conv2dFeatures()).save(str(path))
+    net = load_feature_extractor(str(path), 3, image_shape=(1, 8, 8, 8))
+    assert isinstance(net, SliceFeatures) and net(torch.zeros(2, 1, 8, 8, 8)).shape == (2, 3)
+    net2d = load_feature_extractor(str(path), 2, image_shape=(1, 8, 8))
+    assert net2d(torch.zeros(2, 1, 8, 8)).shape == (2, 3)
+
+
+@pytest.mark.parametrize("dims", [2, 3])
+def test_a_user_network_failing_for_its_own_reason_is_named_not_sliced(tmp_path, dims):
+    """Any RuntimeError of a 3D network used to send it down the 2D path, hiding the error."""
+    from gan_init.metrics.features import FeatureNetworkError, load_feature_extractor
+
+    class FailsAlways(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            raise RuntimeError("weights and input disagree: NaN in layer 3")
+
+    net = _FailsOnVolumes() if dims == 3 else FailsAlways()
+    path = tmp_path / "net.pt"
+    torch.jit.script(net).save(str(path))
+    with pytest.raises(FeatureNetworkError, match="out of memory|NaN in layer 3") as caught:
+        load_feature_extractor(str(path), dims, image_shape=(1, *(8,) * dims))
+    assert str(path) in str(caught.value) and "\n" not in str(caught.value)

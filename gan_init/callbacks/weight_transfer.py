@@ -138,6 +138,46 @@ class WeightTransfer(Callback):
             return int(self.seed)
         return int(os.environ.get("PL_GLOBAL_SEED", 0))
 
+    def _source(self, spatial_dims: int) -> TransferSource | None:
+        if self.source is None or self.init_strategy == "scratch":
+            return None
+        return TransferSource(
+            self.source, spatial_dims, discriminator_path=self.discriminator_source
+        )
+
+    def _check_scale(
+        self, source: TransferSource | None, pl_module: LightningModule, warn: bool = False
+    ) -> dict[str, Any]:
+        """The image size the source was trained at against the noise GAN's output size: a
+        mismatch raises (unless ``allow_scale_mismatch``); returns the summary's scale keys."""
+        if source is None:
+            return {}
+        shape, spacing = source.trained_at()
+        scale = check_scale(
+            shape, pl_module.generator.resolutions[-1], str(self.source),
+            allow_mismatch=self.allow_scale_mismatch, source_spacing=spacing,
+        )  # fmt: skip
+        if warn and scale["source_image_size"] == UNKNOWN:
+            rank_zero_warn(
+                f"WeightTransfer: {self.source} does not record the image size it was trained "
+                f"at (a canonical CycleGAN file?); transferring to size "
+                f"{scale['target_image_size']} unchecked (summary: source_image_size unknown)"
+            )
+        return scale
+
+    def check(self, pl_module: LightningModule) -> None:
+        """Load the source and plan the transfer into ``pl_module`` without changing it: a
+        missing, unreadable, wrong-kind, wrong-dims, wrong-width or wrong-size source raises here
+        (a ``ValueError`` naming it), before a run starts."""
+        source = self._source(pl_module.spatial_dims)
+        self._check_scale(source, pl_module)
+        # The freeze length needs the schedule (known at fit start); it cannot make a copy fail.
+        plan = make_plan(
+            self.init_strategy, pl_module, source, freeze_images=self.freeze_images or 1,
+            freeze_from_level=self.freeze_from_level, seed=self._seed(),
+        )  # fmt: skip
+        apply_plan(plan, pl_module, check_only=True)
+
     # ---- hooks ---------------------------------------------------------------------------------
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
@@ -155,22 +195,8 @@ class WeightTransfer(Callback):
         if self.source is not None and self.init_strategy == "scratch":
             rank_zero_warn(f"WeightTransfer: init_strategy 'scratch' ignores source={self.source}")
         # Every rank reads the same file (or seed), so every rank ends with the same weights.
-        source, scale = None, {}
-        if self.source is not None and self.init_strategy != "scratch":
-            source = TransferSource(
-                self.source, pl_module.spatial_dims, discriminator_path=self.discriminator_source
-            )
-            shape, spacing = source.trained_at()
-            scale = check_scale(
-                shape, pl_module.generator.resolutions[-1], str(self.source),
-                allow_mismatch=self.allow_scale_mismatch, source_spacing=spacing,
-            )  # fmt: skip
-            if scale["source_image_size"] == UNKNOWN:
-                rank_zero_warn(
-                    f"WeightTransfer: {self.source} does not record the image size it was trained "
-                    f"at (a canonical CycleGAN file?); transferring to size "
-                    f"{scale['target_image_size']} unchecked (summary: source_image_size unknown)"
-                )
+        source = self._source(pl_module.spatial_dims)
+        scale = self._check_scale(source, pl_module, warn=True)
         level_starts, total = self._schedule_budget(trainer, pl_module)
         plan = make_plan(
             self.init_strategy, pl_module, source, freeze_images=self.freeze_images,

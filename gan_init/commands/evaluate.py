@@ -34,6 +34,41 @@ def load_noise_gan(path: str) -> Any:
     return load(path)
 
 
+# A user YAML may only name these: importing or calling anything else could run any code
+# (class_path: os.system).
+DATA_MODULE_PACKAGE = "data_modules"
+
+
+def data_module_class(path: Path, class_path: Any) -> type:
+    """The class ``class_path`` names, if it is a ``data_modules`` LightningDataModule; else a
+    one-line error naming the file, the key and the allowed classes. Nothing outside the
+    ``data_modules`` package is imported."""
+    from pytorch_lightning import LightningDataModule
+
+    import data_modules
+
+    allowed = sorted(
+        f"{DATA_MODULE_PACKAGE}.{name}"
+        for name, obj in vars(data_modules).items()
+        if isinstance(obj, type) and issubclass(obj, LightningDataModule)
+    )
+    refused = ValueError(
+        f"{path}: class_path {class_path!r} is not a data module; allowed: {', '.join(allowed)}"
+    )
+    if not isinstance(class_path, str):
+        raise refused
+    module_name, _, class_name = class_path.rpartition(".")
+    if module_name != DATA_MODULE_PACKAGE and not module_name.startswith(f"{DATA_MODULE_PACKAGE}."):
+        raise refused
+    try:
+        cls = getattr(importlib.import_module(module_name), class_name)
+    except (ImportError, AttributeError):
+        raise refused from None
+    if not (isinstance(cls, type) and issubclass(cls, LightningDataModule)):
+        raise refused
+    return cls
+
+
 def build_datamodule(spec: str, spatial_dims: int, size: int | None = None) -> Any:
     """``icbm`` or a YAML config (``class_path``/``init_args``, at top level or under ``data``)."""
     if spec == "icbm":
@@ -52,9 +87,11 @@ def build_datamodule(spec: str, spatial_dims: int, size: int | None = None) -> A
             raise ValueError(
                 f"{path}: expected class_path/init_args (at top level or under 'data')"
             )
-        module_name, _, class_name = config["class_path"].rpartition(".")
-        cls = getattr(importlib.import_module(module_name), class_name)
-        dm = cls(**(config.get("init_args") or {}))
+        cls = data_module_class(path, config["class_path"])
+        init_args = config.get("init_args") or {}
+        if not isinstance(init_args, dict):
+            raise ValueError(f"{path}: init_args: expected a mapping of {cls.__name__} arguments")
+        dm = cls(**init_args)
     if hasattr(dm, "prepare_data"):
         dm.prepare_data()
     dm.setup("validate")
@@ -88,7 +125,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(err))
 
     module = load_noise_gan(args.checkpoint)
-    dm = build_datamodule(args.data, module.spatial_dims, args.size)
+    try:
+        dm = build_datamodule(args.data, module.spatial_dims, args.size)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"gan-init evaluate: --data: {err}", file=sys.stderr)
+        return 2
     fake = module.sample(args.n, seed=args.seed, ema=True).float()
     size = tuple(fake.shape[2:])
     real = resize_to(dm.real_images(args.n_real or args.n, split="val").float(), size)

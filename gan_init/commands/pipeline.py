@@ -14,7 +14,9 @@ import dataclasses
 import sys
 from pathlib import Path
 
+from gan_init.files import CorruptFileError
 from gan_init.pipeline import PipelineOptions, run_pipeline
+from gan_init.processes import Interrupted, LockedError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -93,14 +95,21 @@ def main(argv: list[str]) -> int:
         print(f"gan-init pipeline: {err}", file=sys.stderr)
         return 2
     summaries = []
-    if args.baseline and args.baseline != opts.init_strategy:
-        try:
-            baseline = dataclasses.replace(opts, init_strategy=args.baseline, name=None)
-        except ValueError as err:
-            print(f"gan-init pipeline: --baseline: {err}", file=sys.stderr)
-            return 2
-        summaries.append(run_pipeline(baseline))
-    summaries.append(run_pipeline(opts))
+    try:
+        if args.baseline and args.baseline != opts.init_strategy:
+            try:
+                baseline = dataclasses.replace(opts, init_strategy=args.baseline, name=None)
+            except ValueError as err:
+                print(f"gan-init pipeline: --baseline: {err}", file=sys.stderr)
+                return 2
+            summaries.append(run_pipeline(baseline))
+        summaries.append(run_pipeline(opts))
+    except (LockedError, CorruptFileError) as err:
+        print(f"gan-init pipeline: {err}", file=sys.stderr)
+        return 2
+    except Interrupted as stop:
+        print(f"gan-init pipeline: {stop}; run the same command again to resume", file=sys.stderr)
+        return stop.exit_code
     for summary in summaries:
         print()
         print(f"run:     {summary['run_dir']} ({summary['status']})")

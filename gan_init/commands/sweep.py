@@ -11,6 +11,7 @@ import argparse
 import os
 import sys
 
+from gan_init.processes import Interrupted, LockedError
 from gan_init.sweep import run_sweep
 
 
@@ -29,9 +30,12 @@ def main(argv: list[str]) -> int:
         state = run_sweep(
             args.file, runs_dir=args.runs_dir, max_runs=args.max_runs, dry_run=args.dry_run
         )
-    except (ValueError, FileNotFoundError) as err:
+    except (ValueError, FileNotFoundError, LockedError) as err:  # CorruptFileError: a ValueError
         print(f"gan-init sweep: {err}", file=sys.stderr)
         return 2
+    except Interrupted as stop:
+        print(f"gan-init sweep: {stop}; run the same command again to resume", file=sys.stderr)
+        return stop.exit_code
     counts: dict[str, int] = {}
     for record in state.runs:
         key = record.get("status", record["state"])

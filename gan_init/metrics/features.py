@@ -18,6 +18,7 @@ and exposing ``num_features`` (what torchmetrics' FID/KID need from a custom ``f
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import torch
@@ -173,6 +174,42 @@ class PrecomputedFeatures(nn.Module):
         return features.double()
 
 
+class FeatureNetworkError(RuntimeError):
+    """A user's feature network failed on the images it is meant to measure."""
+
+
+# What a 2D network says when given a volume (conv layers, or a flattening linear layer); any
+# other failure is the network's own and is reported, not retried on slices.
+_WRONG_DIMS = re.compile(
+    r"expected \d+D \(unbatched\)|expected \d+D .*input|\d+-dimensional input|"
+    r"input to conv[123]d|shapes cannot be multiplied",
+    re.IGNORECASE,
+)
+
+
+def _probe_user_network(path: Path, image_shape: tuple[int, ...]) -> tuple[nn.Module, int]:
+    """A user TorchScript network and the dimension it takes: the images' own, or 2D slices
+    when it is a 2D network given volumes (it refuses them with a dimension error)."""
+    try:  # a 3D network takes the volume
+        return TorchScriptFeatures(path, probe_shape=image_shape), len(image_shape) - 1
+    except (RuntimeError, torch.jit.Error) as err:  # a scripted raise is a jit.Error
+        first = str(err).strip().splitlines()
+        if len(image_shape) != 4 or not _WRONG_DIMS.search(str(err)):
+            raise FeatureNetworkError(
+                f"feature network {path} failed on images of shape [1, {', '.join(map(str, image_shape))}]: "
+                f"{first[-1] if first else type(err).__name__}"
+            ) from err
+    slice_shape = tuple(image_shape[:1]) + tuple(image_shape[2:])
+    try:  # a 2D network takes slices
+        return TorchScriptFeatures(path, probe_shape=slice_shape), 2
+    except (RuntimeError, torch.jit.Error) as err:  # a scripted raise is a jit.Error
+        first = str(err).strip().splitlines()
+        raise FeatureNetworkError(
+            f"feature network {path} takes neither volumes {list(image_shape)} nor slices "
+            f"{list(slice_shape)}: {first[-1] if first else type(err).__name__}"
+        ) from err
+
+
 def load_feature_extractor(
     spec: str | nn.Module | None = "inception",
     spatial_dims: int = 2,
@@ -191,15 +228,7 @@ def load_feature_extractor(
     else:
         if image_shape is None:
             raise ValueError("a user feature network needs image_shape [C, *S] to probe it")
-        path = Path(spec)
-        try:  # a 3D network takes the volume
-            net = TorchScriptFeatures(path, probe_shape=tuple(image_shape))
-            native_dims = spatial_dims
-        except RuntimeError:  # a 2D network takes slices
-            net = TorchScriptFeatures(
-                path, probe_shape=tuple(image_shape[:1]) + tuple(image_shape[2:])
-            )
-            native_dims = 2
+        net, native_dims = _probe_user_network(Path(spec), tuple(image_shape))
     if spatial_dims == 3 and native_dims == 2:
         return SliceFeatures(net, slices_per_axis=slices_per_axis)
     return net

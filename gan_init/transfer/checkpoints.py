@@ -57,7 +57,7 @@ def safe_load(path: str | Path, map_location: str | torch.device = "cpu") -> Any
                 f"weights_only=True. ({first})"
             ) from None
         raise CheckpointError(f"{path}: not a readable checkpoint (truncated?): {err}") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as err:
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, KeyError) as err:
         raise CheckpointError(
             f"{path}: not a readable PyTorch checkpoint (truncated or corrupt file?): "
             f"{type(err).__name__}: {str(err).strip().splitlines()[0] if str(err) else ''}"

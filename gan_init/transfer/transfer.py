@@ -263,8 +263,11 @@ def _check_copy(src: Mapping[str, Tensor], dst: Mapping[str, Tensor], name: str)
 
 
 @torch.no_grad()
-def apply_plan(plan: TransferPlan, model: nn.Module) -> list[CopiedTensor]:
-    """Copy every tensor the plan names into ``model``, all or nothing.
+def apply_plan(
+    plan: TransferPlan, model: nn.Module, *, check_only: bool = False
+) -> list[CopiedTensor]:
+    """Copy every tensor the plan names into ``model``, all or nothing (``check_only``: run
+    every check below, copy nothing, return []).
 
     Source generators are checked against the noise generator's backbone knobs first, then every
     key and shape of every part; only when all fit is anything written (effective weights, so
@@ -295,6 +298,8 @@ def apply_plan(plan: TransferPlan, model: nn.Module) -> list[CopiedTensor]:
             f"the source does not fit the noise GAN ({len(problems)} problem(s)); nothing was "
             f"copied:\n  {shown}{more}"
         )
+    if check_only:
+        return []
 
     copied = []
     for copy, src, target in staged:
