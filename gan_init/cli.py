@@ -47,7 +47,11 @@ def _usage() -> str:
     if EXTRA_COMMANDS:
         lines += ["", "gan-init commands:"]
         lines += [f"  {name:<10} {help_}" for name, (_, help_) in EXTRA_COMMANDS.items()]
-    lines += ["", "gan-init COMMAND --help for the options of one command."]
+    lines += [
+        "",
+        "gan-init COMMAND --help for the options of one command; --debug shows the",
+        "traceback of an error that is otherwise reported in one line.",
+    ]
     return "\n".join(lines)
 
 
@@ -60,9 +64,11 @@ _QUIET = (
 )
 
 
-def run_lightning(argv: list[str]) -> int:
-    from gan_init.lightning_cli import GanInitCLI, UsageError
-    from gan_init.processes import LockedError
+def run_lightning(argv: list[str], debug: bool = False) -> int:
+    import argparse
+
+    from gan_init.errors import report, user_error_types
+    from gan_init.lightning_cli import GanInitCLI
 
     for message in _QUIET:
         warnings.filterwarnings("ignore", message=message)
@@ -70,24 +76,35 @@ def run_lightning(argv: list[str]) -> int:
     # LightningCLI reads sys.argv itself when it is what we were given (avoids its warning).
     try:
         GanInitCLI(args=None if argv == sys.argv[1:] else argv)
-    except (UsageError, LockedError) as err:
-        print(f"gan-init {argv[0]}: {err}", file=sys.stderr)
-        return 2
+    except (argparse.ArgumentError, *user_error_types()) as err:
+        if debug:
+            raise
+        return report(argv[0], err)
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+    from gan_init.errors import debug_requested
+
+    given = list(sys.argv[1:] if argv is None else argv)
+    debug, argv = debug_requested(given)
     _default_wandb_offline()
     if not argv or argv[0] in ("-h", "--help"):
         print(_usage())
         return 0
     command = argv[0]
     if command in LIGHTNING_COMMANDS:
-        return run_lightning(argv)
+        return run_lightning(given if given == argv else argv, debug)
     if command in EXTRA_COMMANDS:
+        from gan_init.errors import report, user_error_types
+
         module = importlib.import_module(EXTRA_COMMANDS[command][0])
-        return int(module.main(argv[1:]) or 0)
+        try:
+            return int(module.main(argv[1:]) or 0)
+        except user_error_types() as err:
+            if debug:
+                raise
+            return report(command, err)
     try:
         check_choice("command", command, list(LIGHTNING_COMMANDS) + list(EXTRA_COMMANDS))
     except ValueError as err:

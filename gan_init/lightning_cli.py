@@ -16,6 +16,7 @@ Every fit also gets a ``gan_init.callbacks.PreemptionCheckpoint`` (SIGTERM/SIGUS
 
 from __future__ import annotations
 
+import time
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -26,13 +27,9 @@ from pytorch_lightning.loggers import CSVLogger
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from gan_init.callbacks.preemption import STOPPED_EXIT_CODE, PreemptionCheckpoint
+from gan_init.errors import UsageError, one_line
 from gan_init.files import keep_csv_before_resume
 from gan_init.processes import run_lock
-
-
-class UsageError(ValueError):
-    """A command-line mistake found before anything ran: ``gan-init fit`` prints this one line
-    and exits with status 2, leaving no run folder behind."""
 
 
 def _load_weights_only(kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -54,6 +51,13 @@ class GanInitCLI(LightningCLI):
     """``gan-init fit --config experiments/configs/<stage>_<2d|3d>.yaml [--key value ...]``."""
 
     def __init__(self, *args, **kwargs) -> None:
+        # Parse errors raise (one line, exit 2, in gan_init.cli) instead of printing the usage
+        # of every trainer option.
+        quiet = {"exit_on_error": False}
+        kwargs.setdefault(
+            "parser_kwargs",
+            {**quiet, **{c: dict(quiet) for c in ("fit", "validate", "test", "predict")}},
+        )
         kwargs.setdefault("subclass_mode_model", True)
         kwargs.setdefault("subclass_mode_data", True)
         kwargs.setdefault("save_config_kwargs", {"overwrite": True})
@@ -61,6 +65,17 @@ class GanInitCLI(LightningCLI):
         super().__init__(LightningModule, LightningDataModule, *args, **kwargs)
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.add_argument(
+            "--run_dir", type=str | None, default=None,
+            help="the run's folder: logs, checkpoints and W&B files go here (default: the "
+            "config's trainer.default_root_dir); a folder holding another run's checkpoints is "
+            "refused unless --ckpt_path resumes it or --overwrite true sets them aside",
+        )  # fmt: skip
+        parser.add_argument(
+            "--overwrite", type=bool, default=False,
+            help="start a fresh run in a --run_dir that holds another run's checkpoints (they "
+            "are moved to checkpoints.replaced-<time>/, not deleted)",
+        )  # fmt: skip
         parser.add_argument(
             "--init_strategy", type=str | None, default=None,
             help="noise GAN only: init strategy of WeightTransfer (scratch, cyclegan, "
@@ -95,7 +110,58 @@ class GanInitCLI(LightningCLI):
 
         strategy = self._transfer_flags().get("init_strategy")
         if strategy is not None:
-            check_strategy(str(strategy))
+            try:
+                check_strategy(str(strategy))
+            except ValueError as err:
+                raise UsageError(f"--{err}") from None
+        if self.subcommand == "fit":
+            self.run_dir = self._place_run(self.config[self.subcommand])
+
+    def _place_run(self, config: Any) -> Path | None:
+        """Send everything the run writes (loggers, checkpoints) into one folder, the run's: the
+        ``--run_dir`` option or ``trainer.default_root_dir``; refuse a fresh run in a folder that
+        holds another run's checkpoints."""
+        trainer = config.trainer
+        if config.get("run_dir"):
+            trainer.default_root_dir = str(config.run_dir)
+        if not trainer.get("default_root_dir"):
+            return None
+        run_dir = Path(trainer.default_root_dir)
+        loggers = trainer.get("logger")
+        for logger in loggers if isinstance(loggers, list) else [loggers]:
+            if not hasattr(logger, "class_path"):
+                continue
+            kind = str(logger.class_path).rsplit(".", 1)[-1]
+            args = logger.init_args
+            if kind == "CSVLogger":
+                args.save_dir, args.name, args.version = str(run_dir), "csv", ""
+            elif kind in ("WandbLogger", "TensorBoardLogger") or "save_dir" in args:
+                args.save_dir = str(run_dir)
+        for callback in trainer.get("callbacks") or []:
+            if str(getattr(callback, "class_path", "")).endswith("ModelCheckpoint"):
+                callback.init_args.dirpath = str(run_dir / "checkpoints")
+        previous = sorted((run_dir / "checkpoints").glob("*.ckpt"))
+        if previous and not config.get("ckpt_path"):
+            if not config.get("overwrite"):
+                raise UsageError(
+                    f"--run_dir {run_dir}: holds the checkpoints of another run "
+                    f"({previous[-1].name}); resume it with --ckpt_path "
+                    f"{run_dir / 'checkpoints' / 'last.ckpt'}, start elsewhere with --run_dir "
+                    "NEW_FOLDER, or set them aside with --overwrite true"
+                )
+            aside = run_dir / f"checkpoints.replaced-{time.strftime('%Y%m%d-%H%M%S')}"
+            (run_dir / "checkpoints").rename(aside)
+            print(f"gan-init fit: the earlier checkpoints of {run_dir} are now in {aside}")
+        print(f"gan-init fit: run folder {run_dir}", flush=True)
+        return run_dir
+
+    def instantiate_classes(self) -> None:
+        """Build data, model and trainer; a configuration the classes refuse (a knob out of
+        range, an unknown choice) is one line, exit status 2."""
+        try:
+            super().instantiate_classes()
+        except (ValueError, TypeError, FileNotFoundError, KeyError) as err:
+            raise UsageError(one_line(str(err))) from err
 
     # ---- the subcommands: LightningCLI calls these instead of the trainer's when defined
 
@@ -117,6 +183,8 @@ class GanInitCLI(LightningCLI):
                 self.trainer.fit(model, **_load_weights_only(kwargs))
             except SIGTERMException:
                 raise SystemExit(STOPPED_EXIT_CODE) from None
+        if self.trainer.is_global_zero:
+            print(where_things_are(self.trainer, getattr(self, "run_dir", None)), flush=True)
 
     def validate(self, model: LightningModule, **kwargs: Any) -> Any:
         return self.trainer.validate(model, **_load_weights_only(kwargs))
@@ -182,3 +250,26 @@ def _checkpoint_folders(trainer: Any) -> list[Path]:
     picks itself is under a fresh logger version, never shared."""
     folders = [Path(cb.dirpath) for cb in trainer.checkpoint_callbacks if cb.dirpath]
     return list(dict.fromkeys(f.resolve() for f in folders))
+
+
+def where_things_are(trainer: Any, run_dir: Path | None) -> str:
+    """The last lines of a training command: where its checkpoint, metrics, samples and W&B
+    offline run are, and how to sync W&B later."""
+    folder = Path(run_dir or trainer.default_root_dir)
+    lines = ["", f"run folder:  {folder}"]
+    for cb in trainer.checkpoint_callbacks:
+        last = Path(cb.dirpath or folder / "checkpoints") / "last.ckpt"
+        if last.is_file():
+            lines.append(f"checkpoint:  {last}  (resume: --ckpt_path {last})")
+            if getattr(trainer.lightning_module, "generator_ema", None) is not None:
+                lines.append(
+                    f"samples:     gan-init sample --checkpoint {last} --out {folder / 'samples'}"
+                )
+            break
+    for name in ("csv/metrics.csv", "metrics_final.json"):
+        if (folder / name).is_file():
+            lines.append(f"metrics:     {folder / name}")
+    offline = sorted((folder / "wandb").glob("offline-run-*"))
+    if offline:
+        lines.append(f"W&B offline: {offline[-1]}  (upload later: wandb sync {offline[-1]})")
+    return "\n".join(lines)
