@@ -340,6 +340,10 @@ class T1T2DataModule(pl.LightningDataModule):
         path.write_text(json.dumps(self.record(), indent=1) + "\n")
         return [path]
 
+    def splits_in_use(self) -> dict[str, Bank]:
+        """Every bank a run of this module touches, by name (``gan-init data check`` checks each)."""
+        return {split: self.bank(split) for split in SPLITS}
+
     def bank(self, split: str) -> Bank:
         """The images of one split (built on first use)."""
         check_choice("split", split, SPLITS)
