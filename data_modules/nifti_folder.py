@@ -576,8 +576,8 @@ class NiftiFolderDataModule(T1T2DataModule):
         if self.roles:
             raise DataError(
                 f"{n} subjects{after} are too few for roles (CycleGAN training, noise training, "
-                "validation, test: at least one each, 4 in all): add subjects, or pass "
-                f"{self.fixes['roles']}"
+                "validation, test: at least one each, 4 in all): add subjects, or turn roles "
+                f"off ({self.fixes['roles']})"
             )
         raise DataError(
             f"{n} subjects{after} leave none for training with val_fraction={self.val_fraction} "
