@@ -15,14 +15,23 @@ Reproducibility: every sample is a pure function of (seed, split, sample id, str
 sampler hands out sample ids ``epoch * length + position``, sharded over DDP ranks, and
 dataloader workers only receive those ids, so the stream does not depend on the number of
 workers or ranks, and a resumed run continues the same stream.
+
+Seeds: ``seed`` (the train stream) follows the run's seed (``seed_everything``) unless given;
+``split_seed`` (which images are validation/test, and their draws) is fixed, so every run of a
+sweep is evaluated on the same images. The resolved values are recorded (``record()``, the
+checkpoint's ``datamodule_hyper_parameters`` and ``data.json`` in the trainer's log dir).
 """
 
 from __future__ import annotations
 
+import json
 import math
+import os
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytorch_lightning as pl
@@ -85,6 +94,29 @@ def sample_seed(seed: int, split: str, sample_id: int, stream: str) -> int:
     return (int(state[0]) << 31) ^ int(state[1])
 
 
+def generator_seed(seed: int, split: str) -> int:
+    """The seed a sample's ``torch.Generator`` starts from, held out by split by construction.
+
+    Torch's CPU generator (mt19937) keeps only the low 32 bits of a seed, so two 64-bit seeds
+    that agree there draw the same warp. The seed is folded to 32 bits and its two lowest bits
+    are the split code (train 0, val 1, test 2): no train draw can start the stream of a
+    validation or test draw, and validation and test never share one, whatever the hash gives.
+    """
+    folded = (seed ^ (seed >> 32)) & 0xFFFFFFFF
+    return (folded & ~0b11) | _SPLIT_CODE[split]
+
+
+def resolve_seed(seed: int | None) -> tuple[int, str]:
+    """``(seed, where it came from)``: an explicit seed; else the run's seed, which
+    ``seed_everything`` (LightningCLI's ``seed_everything:``) puts in ``PL_GLOBAL_SEED``; else 0."""
+    if seed is not None:
+        return int(seed), "data seed"
+    run_seed = os.environ.get("PL_GLOBAL_SEED")
+    if run_seed is not None:
+        return int(run_seed), "run seed (seed_everything)"
+    return 0, "default 0 (no data seed, no run seed)"
+
+
 @dataclass
 class Bank:
     """T1 and T2 images of one split, ``[N, *S]`` each, float32 in [0, 1], item i paired."""
@@ -104,12 +136,14 @@ def draw(
     modalities: tuple[str, ...],
     seed: int,
     augmentation: Augmentation | None,
+    split: str = "train",
 ) -> dict[str, torch.Tensor]:
     """One sample: ``{modality: [1, *S]}`` in [-1, 1], all modalities with the same warp.
 
     ``item=None`` picks the item at random from the sample's own generator (the ICBM stream).
+    The generator starts from ``generator_seed(seed, split)``: the split's own seeds.
     """
-    generator = torch.Generator().manual_seed(seed)
+    generator = torch.Generator().manual_seed(generator_seed(seed, split))
     if item is None:
         item = int(torch.randint(len(bank), (), generator=generator))
     x = torch.stack([getattr(bank, m)[item] for m in modalities])[None]  # [1, C, *S]
@@ -210,7 +244,7 @@ class PairDataset(Dataset):
     def __getitem__(self, k: int) -> dict[str, torch.Tensor]:
         item = None if self.length is not None else k
         seed = sample_seed(self.seed, self.split, k, "pair")
-        return draw(self.bank, item, MODALITIES, seed, self.augmentation)
+        return draw(self.bank, item, MODALITIES, seed, self.augmentation, self.split)
 
 
 class T1T2DataModule(pl.LightningDataModule):
@@ -231,9 +265,10 @@ class T1T2DataModule(pl.LightningDataModule):
         modality: str,
         batch_size: int,
         num_workers: int,
-        seed: int,
+        seed: int | None,
         samples_per_epoch: int | None,
         augmentation: Augmentation | None,
+        split_seed: int = 0,
     ) -> None:
         super().__init__()
         self.image_shape = image_shape_for(spatial_dims, size)
@@ -248,20 +283,71 @@ class T1T2DataModule(pl.LightningDataModule):
         # between epochs (with reload_dataloaders_every_n_epochs=1).
         self.batch_size = batch_size
         self.num_workers = num_workers
-        self.seed = seed
+        self.seed = seed  # None: the run's seed, resolved on first use (see ``seed``)
+        self.split_seed = int(split_seed)
         self.samples_per_epoch = samples_per_epoch
         self.augmentation = augmentation
         self._banks: dict[str, Bank] = {}
         self._reference: dict[tuple[int, str, str], torch.Tensor] = {}
 
+    @property
+    def seed(self) -> int:
+        """Seed of the train stream: the one given, else the run's seed (``PL_GLOBAL_SEED``, set
+        by ``seed_everything`` before the data module is built), else 0; fixed on first use."""
+        if self._seed is None:
+            self._seed, self.seed_source = resolve_seed(self.requested_seed)
+        return self._seed
+
+    @seed.setter
+    def seed(self, value: int | None) -> None:
+        self.requested_seed = value
+        self._seed: int | None = None
+        self.seed_source = ""
+
     def setup(self, stage: str | None = None) -> None:
+        """Build the banks; under a trainer (every rank calls this) record them (``record()``)
+        in the checkpoint's ``datamodule_hyper_parameters`` and in ``data.json``."""
+        self._ensure_banks()
+        self.hparams.update(self.record())
+        trainer = self.trainer
+        if trainer is not None:
+            log_dir = trainer.log_dir  # a collective call: every rank asks
+            if trainer.is_global_zero:
+                self.write_records(Path(log_dir or trainer.default_root_dir))
+
+    def _ensure_banks(self) -> None:
         if not self._banks:
             self._banks = self._build_banks()
+
+    def record(self) -> dict[str, Any]:
+        """What this run's data is (plain JSON types): seeds, sizes, per-split counts."""
+        return {
+            "data_class": f"{type(self).__module__.split('.')[0]}.{type(self).__name__}",
+            "seed": self.seed,
+            "seed_source": self.seed_source,
+            "split_seed": self.split_seed,
+            "spatial_dims": self.spatial_dims,
+            "image_shape": list(self.image_shape),
+            "mode": self.mode,
+            "modality": self.modality,
+            "splits": {k: {"items": len(b)} for k, b in self._banks.items()},
+        }
+
+    def write_records(self, folder: Path) -> list[Path]:
+        """Write ``data.json`` (``record()``) into ``folder``; subclasses add their own files."""
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / "data.json"
+        path.write_text(json.dumps(self.record(), indent=1) + "\n")
+        return [path]
+
+    def splits_in_use(self) -> dict[str, Bank]:
+        """Every bank a run of this module touches, by name (``gan-init data check`` checks each)."""
+        return {split: self.bank(split) for split in SPLITS}
 
     def bank(self, split: str) -> Bank:
         """The images of one split (built on first use)."""
         check_choice("split", split, SPLITS)
-        self.setup()
+        self._ensure_banks()
         return self._banks[split]
 
     def _epoch_length(self) -> int:
@@ -299,8 +385,8 @@ class T1T2DataModule(pl.LightningDataModule):
         long) or the split's own items, unaugmented, in order."""
         bank = self.bank(split)
         if self.endless:
-            return PairDataset(bank, split, self.seed, self.augmentation, self.eval_samples)
-        return PairDataset(bank, split, self.seed, None)
+            return PairDataset(bank, split, self.split_seed, self.augmentation, self.eval_samples)
+        return PairDataset(bank, split, self.split_seed, None)
 
     def _eval_loader(self, split: str) -> DataLoader:
         return DataLoader(
@@ -350,5 +436,6 @@ class T1T2DataModule(pl.LightningDataModule):
                 "repeating them",
                 stacklevel=3,
             )
-        rng = np.random.default_rng([self.seed & 0xFFFFFFFF, _SPLIT_CODE[split]])
+        seed = self.seed if split == "train" else self.split_seed
+        rng = np.random.default_rng([seed & 0xFFFFFFFF, _SPLIT_CODE[split]])
         return np.resize(rng.permutation(count), n)

@@ -6,6 +6,13 @@ Neurological Institute, McGill University) becomes a stream of subjects by rando
 deformation (affine + elastic, the same warp on T1 and T2) and intensity effects (bias field,
 gamma, noise). Fetch the templates once with ``make data``.
 
+Held out, for one template: validation and test draws use deformation seeds that no train
+draw can use (``common.generator_seed``: the split is in the seed's bits), validation and
+test seeds are disjoint from each other, and (2D, ``holdout_slices``) validation and test take
+their slices from interleaved slice positions that train never sees (every 5th slice each, 1 mm
+apart in the template). They are the same brain: a held-out image is an unseen warp (and, in
+2D, an unseen slice position) of the anatomy the train images come from, not unseen anatomy.
+
 Speed: the templates are cropped to the head (or brain) and downsampled once, with area
 averaging, to the target size; every sample is then one warp at the target size.
 """
@@ -13,6 +20,7 @@ averaging, to the target size; every sample is then one warp at the target size.
 from __future__ import annotations
 
 import functools
+from typing import Any
 
 import nibabel as nib
 import numpy as np
@@ -25,6 +33,10 @@ from gan_init.assets import asset_path
 from gan_init.registry import check_choice
 
 _MARGIN_MM = 6  # room around the head/brain, so warps do not push it out of the frame
+# 2D held-out slices: of every 5 consecutive slice positions (1 mm apart), 3 train, 1 val, 1 test.
+# Train slices stay at most 2 mm apart, finer than the in-plane pixel at the built-in sizes.
+_SLICE_PERIOD = 5
+_SLICE_ROLE = {2: "val", 4: "test"}
 
 
 class IcbmDataModule(T1T2DataModule):
@@ -42,7 +54,13 @@ class IcbmDataModule(T1T2DataModule):
         modality: The image of mode ``noise``, and the default of ``real_images``: ``t1``/``t2``.
         batch_size: Train/validation batch size (a callback may change it between epochs).
         num_workers: DataLoader worker processes.
-        seed: Seed of the train stream; validation and test use fixed seeds derived from it.
+        seed: Seed of the train stream; None: the run's seed (``seed_everything``), so each
+            seed of a sweep draws its own stream. The value used is recorded (``data.json``).
+        split_seed: Seed of the validation and test draws (fixed, not the run's seed: every run
+            of a sweep is evaluated on the same images).
+        holdout_slices: 2D only: validation and test take their slices from interleaved
+            positions (every 5th slice each) that train never uses; False: all three splits
+            draw from every slice (they still differ by their deformation seeds).
         skull_strip: Brain only (the templates' brain-extracted versions), or the whole head.
         axis: 2D only: slice plane, ``axial``, ``coronal`` or ``sagittal``.
         slice_range: 2D only: slices taken from this fraction of the brain's extent along the
@@ -62,13 +80,15 @@ class IcbmDataModule(T1T2DataModule):
         modality: str = "t1",
         batch_size: int = 16,
         num_workers: int = 0,
-        seed: int = 0,
+        seed: int | None = None,
         skull_strip: bool = True,
         axis: str = "axial",
         slice_range: tuple[float, float] = (0.4, 0.75),
         samples_per_epoch: int = 2048,
         val_samples: int = 64,
         augmentation: Augmentation = Augmentation(),  # noqa: B008 (frozen dataclass)
+        split_seed: int = 0,
+        holdout_slices: bool = True,
     ) -> None:
         super().__init__(
             spatial_dims,
@@ -80,7 +100,10 @@ class IcbmDataModule(T1T2DataModule):
             seed,
             samples_per_epoch,
             augmentation,
+            split_seed,
         )
+        self.holdout_slices = bool(holdout_slices)
+        self.slices: dict[str, list[int]] = {}
         self.skull_strip = skull_strip
         self.axis = check_choice("axis", axis, AXES)
         lo, hi = slice_range
@@ -95,8 +118,36 @@ class IcbmDataModule(T1T2DataModule):
         bank = icbm_bank(
             self.spatial_dims, self.size, self.skull_strip, self.axis, self.slice_range
         )
-        # One brain for every split: the splits differ by their seeds.
-        return {"train": bank, "val": bank, "test": bank}
+        # One brain for every split: the splits differ by their seeds (and 2D slice positions).
+        if self.spatial_dims == 3 or not self.holdout_slices:
+            self.slices = {split: list(range(len(bank))) for split in ("train", "val", "test")}
+        else:
+            role = [_SLICE_ROLE.get(k % _SLICE_PERIOD, "train") for k in range(len(bank))]
+            self.slices = {
+                s: [k for k, r in enumerate(role) if r == s] for s in ("train", "val", "test")
+            }
+            if not all(self.slices.values()):
+                raise ValueError(
+                    f"slice_range={self.slice_range} gives {len(bank)} slice(s), too few to hold "
+                    f"out validation and test slices (at least {_SLICE_PERIOD}): widen slice_range, "
+                    "or set holdout_slices: false (--data.holdout_slices false)"
+                )
+        return {split: _subset(bank, items) for split, items in self.slices.items()}
+
+    def record(self) -> dict[str, Any]:
+        out = super().record()
+        out["heldout"] = {
+            "deformation_seeds": "split code in the generator seed's low 2 bits "
+            "(train 0, val 1, test 2): no seed shared between splits",
+            "slice_positions": self.slices if self.spatial_dims == 2 else None,
+            "holdout_slices": self.holdout_slices and self.spatial_dims == 2,
+        }
+        return out
+
+
+def _subset(bank: Bank, items: list[int]) -> Bank:
+    index = torch.tensor(items, dtype=torch.long)
+    return Bank(bank.t1[index], bank.t2[index], [bank.subjects[k] for k in items])
 
 
 def _load(name: str) -> np.ndarray:

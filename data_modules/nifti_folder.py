@@ -9,6 +9,11 @@ so an interrupted build leaves nothing that a later run could mistake for a cach
 
 Patterns are globs relative to the folder with one ``{subject}`` placeholder, which names the
 subject and pairs T1 with T2 (``**/`` matches any sub-folders).
+
+Data that cannot train is a ``DataError`` naming the file, what was found and the fix (or, with
+``skip_bad_subjects``, a warning, and the subject is listed under ``skipped`` in the records):
+an unreadable, non-3D, non-finite or constant (e.g. all-zero) volume, an empty brain mask or
+foreground, and an intensity scaling that cannot work (a percentile range of zero width).
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import nibabel as nib
 import numpy as np
@@ -51,7 +57,10 @@ LAYOUTS: dict[str, tuple[str, str]] = {
 }
 # Field of view (mm) that holds the whole head (IXI) or the skull-stripped brain (BraTS).
 DEFAULT_FOV_MM = {"ixi": 224.0, "brats": 192.0, "custom": 224.0}
-CACHE_VERSION = 1
+# 2: bad volumes (constant, empty foreground, failed intensity scaling) are refused, not cached.
+CACHE_VERSION = 2
+ROLES = ("cyclegan", "noise")
+DEFAULT_FIX = "--data.skip_bad_subjects=true (YAML: skip_bad_subjects: true)"
 
 
 @dataclass(frozen=True)
@@ -101,11 +110,14 @@ def find_subjects(
     t2_pattern: str,
     mask_pattern: str | None = None,
     skip_bad_subjects: bool = False,
+    fix: str = DEFAULT_FIX,
+    skipped: list[dict[str, str]] | None = None,
 ) -> list[SubjectFiles]:
     """Pair the T1 and T2 files under ``root`` by subject (sorted by subject).
 
     Raises ``DataError`` for a missing or empty folder, a pattern that matches nothing, and (or,
-    with ``skip_bad_subjects``, warns and skips) a subject whose files do not pair up.
+    with ``skip_bad_subjects``, warns and skips) a subject whose files do not pair up. ``fix``:
+    how the user turns skipping on; ``skipped`` collects ``{"subject", "reason"}`` of the skipped.
     """
     root = Path(root).expanduser()
     if not root.is_dir():
@@ -145,22 +157,31 @@ def find_subjects(
             if not files[what] and files[have] and have != what
         ][:1]
         if bad:
-            problems.append(f"subject {subject!r}: {'; '.join(bad)}")
+            problems.append((subject, "; ".join(bad)))
             continue
         mask = files["mask"][0] if "mask" in files else None
         subjects.append(SubjectFiles(subject, files["T1"][0], files["T2"][0], mask))
-    _report(problems, skip_bad_subjects)
+    _report(problems, skip_bad_subjects, fix, skipped)
     if not subjects:
         raise DataError(f"no complete T1/T2 subject in {root}")
     return subjects
 
 
-def _report(problems: list[str], skip: bool) -> None:
+def _report(
+    problems: list[tuple[str, str]],
+    skip: bool,
+    fix: str,
+    skipped: list[dict[str, str]] | None = None,
+) -> None:
+    """Stop at the first ``(subject, problem)``, or (``skip``) warn about each and record it."""
     if problems and not skip:
-        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        raise DataError(f"{problems[0]}{more}; fix it, or pass skip_bad_subjects=True to skip")
-    for problem in problems:
-        warnings.warn(f"skipping {problem}", stacklevel=3)
+        subject, problem = problems[0]
+        more = f" (and {len(problems) - 1} more subject(s))" if len(problems) > 1 else ""
+        raise DataError(f"subject {subject!r}: {problem}{more}; fix it, or pass {fix} to skip")
+    for subject, problem in problems:
+        warnings.warn(f"skipping subject {subject!r}: {problem}", stacklevel=3)
+        if skipped is not None:
+            skipped.append({"subject": subject, "reason": problem})
 
 
 def read_volume(path: Path, what: str) -> tio.ScalarImage:
@@ -210,12 +231,24 @@ def preprocess(files: SubjectFiles, prep: Preprocessing) -> dict[str, torch.Tens
     """One subject -> ``{"t1", "t2": [N, *S] in [-1, 1]}`` (N slices in 2D, 1 volume in 3D),
     plus the source shapes and spacings for reporting."""
     images = {"t1": read_volume(files.t1, "T1"), "t2": read_volume(files.t2, "T2")}
+    paths = {"t1": files.t1, "t2": files.t2}
+    for key, image in images.items():
+        lo, hi = float(image.data.min()), float(image.data.max())
+        if lo == hi:
+            raise DataError(
+                f"{key.upper()} file {paths[key]} is constant (every voxel {lo:g}): "
+                "expected an image with contrast (is it blank, or a failed conversion?)"
+            )
     info = {
         k: [list(v.shape[1:]), [round(float(s), 3) for s in v.spacing]] for k, v in images.items()
     }
     subject = tio.Subject(**images)
     if files.mask is not None:
         mask = read_volume(files.mask, "mask")
+        if not (mask.data > 0.5).any():
+            raise DataError(
+                f"mask file {files.mask} is empty (no voxel above 0.5): expected a brain mask"
+            )
         subject.add_image(tio.LabelMap(tensor=mask.data > 0.5, affine=mask.affine), "mask")
     spatial = tio.Compose(
         [
@@ -230,20 +263,46 @@ def preprocess(files: SubjectFiles, prep: Preprocessing) -> dict[str, torch.Tens
     # The head (or the mask): voxels brighter than the mean, as TorchIO's default mask.
     head = subject["mask"].data > 0 if files.mask is not None else t1 > t1.mean()
     subject.add_image(tio.LabelMap(tensor=head, affine=subject["t1"].affine), "fg")
-    subject = tio.Compose(
-        [
-            tio.CropOrPad(prep.grid, mask_name="fg"),
-            tio.RescaleIntensity((-1, 1), percentiles=prep.percentiles, masking_method="fg"),
-        ]
-    )(subject)
+    subject = tio.CropOrPad(prep.grid, mask_name="fg")(subject)
     fg = subject["fg"].data[0] > 0
+    where = f"mask file {files.mask}" if files.mask is not None else f"T1 file {files.t1}"
+    if not fg.any():
+        raise DataError(
+            f"the foreground of {where} is empty after resampling to {prep.spacing:g} mm and "
+            f"cropping to {prep.fov_mm:g} mm: expected a head (or brain) in the field of view"
+        )
+    for key in ("t1", "t2"):
+        _check_scaling(
+            subject[key].data[0][fg], prep.percentiles, f"{key.upper()} file {paths[key]}"
+        )
+    rescale = tio.RescaleIntensity((-1, 1), percentiles=prep.percentiles, masking_method="fg")
+    subject = rescale(subject)
     out = {}
     for key in ("t1", "t2"):
         x = subject[key].data[0].float()
+        if not bool(torch.isfinite(x).all()) or x.abs().max() > 1 + 1e-3 or x.max() == x.min():
+            raise DataError(
+                f"{key.upper()} file {paths[key]}: intensity scaling to [-1, 1] failed (values "
+                f"{float(x.min()):g} to {float(x.max()):g} after it): expected an image with "
+                "contrast inside the head"
+            )
         if files.mask is not None:
             x = torch.where(fg, x, torch.full_like(x, -1.0))
         out[key] = _sample_images(x, fg, prep)
     return {**out, "info": info}
+
+
+def _check_scaling(values: torch.Tensor, percentiles: tuple[float, float], what: str) -> None:
+    """Refuse a percentile scaling that cannot map the foreground ``values`` to [-1, 1] (TorchIO
+    only warns and leaves such an image unscaled)."""
+    lo, hi = np.percentile(values.double().numpy(), percentiles)
+    # Zero width up to float32 rounding of the resampling (a flat image stays flat to ~1e-7).
+    if not (np.isfinite(lo) and np.isfinite(hi)) or hi - lo <= 1e-5 * max(abs(lo), abs(hi)):
+        raise DataError(
+            f"{what}: intensity scaling failed: its {percentiles[0]:g}-{percentiles[1]:g} "
+            f"percentile range inside the head is [{lo:g}, {hi:g}] (zero width): expected "
+            "an image with contrast (is it blank, or is the head mask wrong?)"
+        )
 
 
 def _sample_images(x: torch.Tensor, fg: torch.Tensor, prep: Preprocessing) -> torch.Tensor:
@@ -272,7 +331,9 @@ class NiftiFolderDataModule(T1T2DataModule):
     Batches as ``IcbmDataModule``: train mode ``cyclegan`` -> ``{"t1", "t2"}`` [B, 1, *S] from
     two independent shuffles (unpaired), mode ``noise`` -> ``{"image"}``; validation/test ->
     ``{"t1", "t2"}`` paired, unaugmented. Float32 in [-1, 1]. Subjects (not slices) are split
-    into train/val/test with ``seed``.
+    into train/val/test with ``split_seed``; with ``roles``, the train subjects are split again
+    into a CycleGAN role and a noise-GAN role (mode ``cyclegan`` trains on the first, ``noise``
+    on the second; both evaluate on val/test). The split is recorded in ``subjects.json``.
 
     Args:
         root: The folder of subjects.
@@ -288,7 +349,8 @@ class NiftiFolderDataModule(T1T2DataModule):
         modality: Image of mode ``noise`` and default of ``real_images``: ``t1``/``t2``.
         batch_size: Train/validation batch size (a callback may change it between epochs).
         num_workers: DataLoader worker processes.
-        seed: Seed of the subject split and of the train shuffles.
+        seed: Seed of the train shuffles (and augmentation); None: the run's seed
+            (``seed_everything``), so each seed of a sweep draws its own stream.
         spacing: Target voxel spacing in mm (isotropic); None: ``fov_mm / size``.
         fov_mm: Field of view (cube side, mm) kept around the head; None: by layout (224 mm
             for IXI heads, 192 mm for BraTS brains).
@@ -301,7 +363,14 @@ class NiftiFolderDataModule(T1T2DataModule):
         augmentation: Optional random warps/intensity effects on train samples.
         cache_dir: Where preprocessed data is cached; None: ``$GAN_INIT_DATA/nifti-cache``.
         skip_bad_subjects: Warn about and skip subjects with missing/unreadable/bad files
-            instead of stopping.
+            (constant or all-zero volumes, empty masks, failed intensity scaling) instead of
+            stopping; the skipped are listed in ``subjects.json``.
+        split_seed: Seed of the subject split (and roles). Fixed, not the run's seed: every run
+            of a sweep (and both stages of a pipeline) sees the same subjects in the same roles.
+        roles: Split the train subjects into disjoint roles, CycleGAN training and noise-GAN
+            training (needs at least 4 subjects: one per role, one for val, one for test).
+        cyclegan_fraction: With ``roles``: fraction of the train subjects in the CycleGAN role
+            (the rest are the noise-GAN role).
     """
 
     def __init__(
@@ -317,7 +386,7 @@ class NiftiFolderDataModule(T1T2DataModule):
         modality: str = "t1",
         batch_size: int = 16,
         num_workers: int = 0,
-        seed: int = 0,
+        seed: int | None = None,
         spacing: float | None = None,
         fov_mm: float | None = None,
         axis: str = "axial",
@@ -329,6 +398,9 @@ class NiftiFolderDataModule(T1T2DataModule):
         augmentation: Augmentation | None = None,
         cache_dir: str | None = None,
         skip_bad_subjects: bool = False,
+        split_seed: int = 0,
+        roles: bool = False,
+        cyclegan_fraction: float = 0.5,
     ) -> None:
         super().__init__(
             spatial_dims,
@@ -340,6 +412,7 @@ class NiftiFolderDataModule(T1T2DataModule):
             seed,
             samples_per_epoch,
             augmentation,
+            split_seed,
         )
         self.root = Path(root).expanduser()
         self.layout = check_choice("layout", layout, tuple(LAYOUTS))
@@ -366,7 +439,25 @@ class NiftiFolderDataModule(T1T2DataModule):
         self.val_fraction, self.test_fraction = val_fraction, test_fraction
         self.cache_root = Path(cache_dir).expanduser() if cache_dir else None
         self.skip_bad_subjects = skip_bad_subjects
+        self.roles = bool(roles)
+        if not 0 < cyclegan_fraction < 1:
+            raise ValueError(f"cyclegan_fraction={cyclegan_fraction} must be in (0, 1)")
+        self.cyclegan_fraction = float(cyclegan_fraction)
+        if self.roles and (val_fraction <= 0 or test_fraction <= 0):
+            raise ValueError(
+                "roles need evaluation subjects: val_fraction and test_fraction must be > 0"
+            )
         self.manifest: dict = {}
+        self.assignment: dict[str, list[str]] = {}
+        """Subjects per split/role (``train``/``val``/``test``, or with roles ``cyclegan``/
+        ``noise``/``val``/``test``), after skipping."""
+        self.skipped: list[dict[str, str]] = []
+        self.found: list[str] = []  # subjects with paired files (before preprocessing)
+        # How the user spells an option in error messages (``gan-init data check`` sets its flags).
+        self.fixes = {
+            "skip_bad_subjects": DEFAULT_FIX,
+            "roles": "--data.roles=false (YAML: roles: false)",
+        }
 
     # -- cache -----------------------------------------------------------------------------
 
@@ -392,9 +483,15 @@ class NiftiFolderDataModule(T1T2DataModule):
         key, _ = self._cache_key(subjects)
         return (self.cache_root or default_cache_root() / "nifti-cache") / key
 
-    def _subjects(self) -> list[SubjectFiles]:
+    def _subjects(self, skipped: list[dict[str, str]] | None = None) -> list[SubjectFiles]:
         return find_subjects(
-            self.root, self.t1_pattern, self.t2_pattern, self.mask_pattern, self.skip_bad_subjects
+            self.root,
+            self.t1_pattern,
+            self.t2_pattern,
+            self.mask_pattern,
+            self.skip_bad_subjects,
+            self.fixes["skip_bad_subjects"],
+            skipped,
         )
 
     def prepare_data(self) -> None:
@@ -402,10 +499,16 @@ class NiftiFolderDataModule(T1T2DataModule):
         self._ensure_cache()
 
     def _ensure_cache(self) -> Path:
-        subjects = self._subjects()
+        unpaired: list[dict[str, str]] = []
+        subjects = self._subjects(unpaired)
+        self.found = [s.subject for s in subjects]
         key, payload = self._cache_key(subjects)
         target = (self.cache_root or default_cache_root() / "nifti-cache") / key
         if (target / "data.pt").is_file():
+            manifest = json.loads((target / "manifest.json").read_text())
+            for bad in manifest.get("skipped", []):  # skipped when the cache was built: say so
+                warnings.warn(f"skipping subject {bad['subject']!r}: {bad['reason']}", stacklevel=2)
+            self.skipped = unpaired + manifest.get("skipped", [])
             return target
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{key}-", dir=target.parent))
@@ -415,15 +518,17 @@ class NiftiFolderDataModule(T1T2DataModule):
                 try:
                     out = preprocess(files, self.prep)
                 except DataError as err:
-                    problems.append(f"subject {files.subject!r}: {err}")
+                    problems.append((files.subject, str(err)))
                     continue
                 volumes[files.subject] = {k: out[k].half() for k in ("t1", "t2")}
                 kept.append({"subject": files.subject, "info": out["info"]})
-            _report(problems, self.skip_bad_subjects)
+            skipped: list[dict[str, str]] = []
+            _report(problems, self.skip_bad_subjects, self.fixes["skip_bad_subjects"], skipped)
+            self.skipped = unpaired + skipped
             if not kept:
                 raise DataError(f"no usable T1/T2 subject in {self.root}")
             torch.save(volumes, tmp / "data.pt")
-            manifest = {**payload, "kept": kept, "root": str(self.root)}
+            manifest = {**payload, "kept": kept, "skipped": skipped, "root": str(self.root)}
             (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1, default=list))
             try:
                 os.replace(tmp, target)
@@ -438,31 +543,59 @@ class NiftiFolderDataModule(T1T2DataModule):
     # -- banks -----------------------------------------------------------------------------
 
     def _split(self, names: list[str]) -> dict[str, list[str]]:
+        """Subjects per split (and role), from ``split_seed`` alone: the same in every run."""
         n = len(names)
-        order = [names[i] for i in np.random.default_rng(self.seed).permutation(n)]
+        order = [names[i] for i in np.random.default_rng(self.split_seed).permutation(n)]
         n_val, n_test = round(n * self.val_fraction), round(n * self.test_fraction)
         # Every asked-for split gets at least one subject while one is left for training.
         if self.val_fraction > 0 and n_val == 0 and n - n_test >= 2:
             n_val = 1
         if self.test_fraction > 0 and n_test == 0 and n - n_val >= 2:
             n_test = 1
-        if n - n_val - n_test < 1:
-            raise DataError(
-                f"{n} subjects leave none for training with val_fraction={self.val_fraction} "
-                f"and test_fraction={self.test_fraction}"
-            )
-        return {
+        if self.roles:
+            n_val, n_test = max(n_val, 1), max(n_test, 1)
+        if n - n_val - n_test < (2 if self.roles else 1):
+            self._too_few(n)
+        split = {
             "val": sorted(order[:n_val]),
             "test": sorted(order[n_val : n_val + n_test]),
             "train": sorted(order[n_val + n_test :]),
         }
+        if self.roles:
+            train = order[n_val + n_test :]
+            n_cyclegan = min(max(round(len(train) * self.cyclegan_fraction), 1), len(train) - 1)
+            split = {
+                "cyclegan": sorted(train[:n_cyclegan]),
+                "noise": sorted(train[n_cyclegan:]),
+                "val": split["val"],
+                "test": split["test"],
+            }
+        return split
+
+    def _too_few(self, n: int, after: str = "") -> None:
+        if self.roles:
+            raise DataError(
+                f"{n} subjects{after} are too few for roles (CycleGAN training, noise training, "
+                "validation, test: at least one each, 4 in all): add subjects, or turn roles "
+                f"off ({self.fixes['roles']})"
+            )
+        raise DataError(
+            f"{n} subjects{after} leave none for training with val_fraction={self.val_fraction} "
+            f"and test_fraction={self.test_fraction}: add subjects, or lower the fractions"
+        )
 
     def _build_banks(self) -> dict[str, Bank]:
         path = self._ensure_cache()
         volumes = torch.load(path / "data.pt", weights_only=True)
         self.manifest = json.loads((path / "manifest.json").read_text())
+        # Split every subject found, then drop the skipped: a bad subject leaves a hole in its
+        # split instead of moving every other subject to another role.
+        assignment = {k: [s for s in v if s in volumes] for k, v in self._split(self.found).items()}
+        if any(not names for k, names in assignment.items() if self.roles or k == "train"):
+            self._too_few(len(volumes), f" (after skipping {len(self.skipped)} bad)")
+        self.assignment = assignment
         banks = {}
-        for split, names in self._split(sorted(volumes)).items():
+        for split, names in assignment.items():
             if not names:
                 # An empty split (fraction 0) still yields a valid, empty bank.
                 empty = torch.zeros(0, *self.image_shape)
@@ -472,4 +605,41 @@ class NiftiFolderDataModule(T1T2DataModule):
             t2 = torch.cat([volumes[s]["t2"] for s in names])
             subjects = [s for s in names for _ in range(volumes[s]["t1"].shape[0])]
             banks[split] = Bank(to_unit(t1.float()), to_unit(t2.float()), subjects)
+        if self.roles:
+            self.role_banks = {role: banks.pop(role) for role in ROLES}
+            banks["train"] = self.role_banks[self.mode]
         return banks
+
+    def splits_in_use(self) -> dict[str, Bank]:
+        """Every bank a run of this module touches: with roles, both roles' train subjects."""
+        self._ensure_banks()
+        if self.roles:
+            return {**self.role_banks, "val": self._banks["val"], "test": self._banks["test"]}
+        return dict(self._banks)
+
+    def subjects_record(self) -> dict[str, Any]:
+        """Which subjects went where (``subjects.json``)."""
+        self._ensure_banks()
+        return {
+            "root": str(self.root),
+            "split_seed": self.split_seed,
+            "roles": self.roles,
+            "fractions": {
+                "val": self.val_fraction,
+                "test": self.test_fraction,
+                **({"cyclegan": self.cyclegan_fraction} if self.roles else {}),
+            },
+            "mode": self.mode,
+            "trains_on": self.mode if self.roles else "train",
+            "subjects": self.assignment,
+            "skipped": self.skipped,
+        }
+
+    def record(self) -> dict[str, Any]:
+        return {**super().record(), "subjects": self.subjects_record()}
+
+    def write_records(self, folder: Path) -> list[Path]:
+        paths = super().write_records(folder)
+        path = folder / "subjects.json"
+        path.write_text(json.dumps(self.subjects_record(), indent=1) + "\n")
+        return [*paths, path]

@@ -1,9 +1,12 @@
 """The ICBM template stream: shapes, range, pairing, reproducibility, epochs and ranks."""
 
+import json
+
 import pytest
+import pytorch_lightning as pl
 import torch
 
-from data_modules import Augmentation, IcbmDataModule
+from data_modules import Augmentation, IcbmDataModule, common
 from data_modules.common import StreamSampler
 from gan_init.assets import AssetMissingError, asset_path
 
@@ -155,3 +158,96 @@ def test_no_augmentation_gives_the_template_itself():
 def test_bad_options_fail_with_a_clear_message(kwargs, match):
     with pytest.raises(ValueError, match=match):
         IcbmDataModule(**kwargs)
+
+
+class _Tiny(pl.LightningModule):
+    """The least a trainer needs to run a data module's train stream."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.zeros(()))
+
+    def training_step(self, batch, batch_idx):
+        return (self.w - next(iter(batch.values())).mean()) ** 2
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+
+@pytest.mark.parametrize("dims", [2, 3])
+def test_data_seed_follows_the_run_seed_unless_given(dims, monkeypatch):
+    monkeypatch.setenv("PL_GLOBAL_SEED", "0")  # restored after the test
+    pl.seed_everything(5)
+    run5 = _dm(dims)
+    assert run5.seed == 5 and "run seed" in run5.seed_source
+    first5 = next(iter(run5.train_dataloader()))["t1"]
+    assert torch.equal(first5, next(iter(_dm(dims, seed=5).train_dataloader()))["t1"])
+    assert _dm(dims, seed=2).seed == 2  # an explicit seed wins
+    pl.seed_everything(6)
+    run6 = _dm(dims)
+    assert not torch.equal(first5, next(iter(run6.train_dataloader()))["t1"])
+    # Evaluation images do not follow the run seed: every run is compared on the same ones.
+    assert torch.equal(run5.real_images(3, "val"), run6.real_images(3, "val"))
+    assert not torch.equal(
+        run5.real_images(3, "val"), _dm(dims, split_seed=1).real_images(3, "val")
+    )
+
+
+@pytest.mark.parametrize("dims", [2, 3])
+def test_the_resolved_seed_is_recorded_in_data_json_and_the_checkpoint(dims, tmp_path, monkeypatch):
+    monkeypatch.setenv("PL_GLOBAL_SEED", "0")
+    pl.seed_everything(7)
+    dm = _dm(dims, mode="noise", samples_per_epoch=4)
+    trainer = pl.Trainer(
+        default_root_dir=tmp_path,
+        max_steps=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+    )
+    trainer.fit(_Tiny(), datamodule=dm)
+    record = json.loads((tmp_path / "data.json").read_text())
+    assert record["seed"] == 7 and record["split_seed"] == 0
+    assert record["data_class"] == "data_modules.IcbmDataModule"
+    trainer.save_checkpoint(tmp_path / "x.ckpt")
+    saved = torch.load(tmp_path / "x.ckpt", weights_only=True)["datamodule_hyper_parameters"]
+    assert saved["seed"] == 7 and saved["seed_source"] == "run seed (seed_everything)"
+
+
+@pytest.mark.parametrize("dims", [2, 3])
+def test_heldout_draws_never_share_a_deformation_seed_with_train(dims, monkeypatch):
+    # Make every hash collide: the same seed for every sample of every split. Held out by
+    # construction means train, validation and test still draw different warps.
+    monkeypatch.setattr(common, "sample_seed", lambda *args: 12345)
+    dm = _dm(dims, holdout_slices=False)
+    train = dm.train_dataset().image(0, -1, "t1")
+    val, test = dm.pair_dataset("val")[0]["t1"], dm.pair_dataset("test")[0]["t1"]
+    assert not torch.equal(train, val) and not torch.equal(train, test)
+    assert not torch.equal(val, test)
+    seeds = [int(s) for s in torch.randint(0, 2**62, (200,))]
+    for split, code in (("train", 0), ("val", 1), ("test", 2)):
+        assert {common.generator_seed(s, split) & 3 for s in seeds} == {code}
+        assert all(common.generator_seed(s, split) < 2**32 for s in seeds)  # what mt19937 keeps
+
+
+def test_2d_validation_and_test_slices_are_held_out_and_disjoint():
+    dm = _dm(2, augmentation=Augmentation(0, 0, 0, 0, 0, 0, 0, 0))
+    dm.setup()
+    slices = dm.slices
+    assert not set(slices["train"]) & set(slices["val"])
+    assert not set(slices["train"]) & set(slices["test"])
+    assert not set(slices["val"]) & set(slices["test"])
+    total = sum(map(len, slices.values()))
+    assert len(slices["train"]) >= 0.6 * total and len(slices["val"]) >= 0.19 * total
+    # Every slice position in the slab is in one split; train never sits 2 slices from another.
+    assert sorted(sum(slices.values(), [])) == list(range(total))
+    assert max(b - a for a, b in zip(slices["train"], slices["train"][1:])) <= 2
+    train = dm.bank("train").t1 * 2 - 1
+    for split in ("val", "test"):
+        for image in dm.real_images(4, split):
+            assert min(float((image[0] - b).abs().max()) for b in train) > 1e-3
+    assert dm.record()["heldout"]["slice_positions"]["val"] == slices["val"]
+    every = _dm(2, holdout_slices=False)
+    assert len(every.bank("val")) == len(every.bank("train")) == total

@@ -1,12 +1,15 @@
 """The NIfTI folder module on small volumes written here, with IXI and BraTS names."""
 
 import gzip
+import json
 import os
+import re
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 import pytest
+import pytorch_lightning as pl
 import torch
 
 from data_modules import Augmentation, DataError, NiftiFolderDataModule
@@ -255,3 +258,130 @@ def test_custom_pattern_and_mask(tmp_path):
     dm.setup()
     assert {k["subject"] for k in dm.manifest["kept"]} == {"sub-0", "sub-1", "sub-2"}
     assert dm.bank("train").t1.min() == 0  # outside the mask: -1 in [-1, 1]
+
+
+def _record_into(dm: NiftiFolderDataModule, folder: Path) -> dict:
+    """Set ``dm`` up under a trainer, as a run does, and read the records it writes."""
+    dm.trainer = pl.Trainer(default_root_dir=folder, logger=False, enable_progress_bar=False)
+    dm.setup("fit")
+    assert json.loads((folder / "data.json").read_text())["subjects"]["subjects"]
+    return json.loads((folder / "subjects.json").read_text())
+
+
+@pytest.mark.parametrize("dims", [2, 3])
+def test_roles_split_subjects_into_disjoint_cyclegan_noise_and_evaluation_sets(tmp_path, dims):
+    root = ixi_folder(tmp_path / "data", n=8)
+    kw = dict(spatial_dims=dims, roles=True)
+    cyc = _dm(root, tmp_path, mode="cyclegan", seed=1, **kw)
+    noise = _dm(root, tmp_path, mode="noise", seed=2, **kw)  # another run seed: same roles
+    record = _record_into(cyc, tmp_path / "run")
+    roles = record["subjects"]
+    assert set(roles) == {"cyclegan", "noise", "val", "test"} and all(roles.values())
+    names = sum(roles.values(), [])
+    assert len(names) == len(set(names)) == 8  # disjoint, and every subject has a role
+    assert record["roles"] is True and record["trains_on"] == "cyclegan"
+    assert set(cyc.bank("train").subjects) == set(roles["cyclegan"])
+    assert set(noise.bank("train").subjects) == set(roles["noise"])
+    for split in ("val", "test"):
+        assert cyc.bank(split).subjects == noise.bank(split).subjects
+        assert set(cyc.bank(split).subjects) == set(roles[split])
+        assert torch.equal(cyc.real_images(2, split), noise.real_images(2, split))
+    assert noise.assignment == cyc.assignment
+    others = [_dm(root, tmp_path, split_seed=k, **kw).assignment for k in (1, 2, 3)]
+    assert any(a != cyc.assignment for a in others)  # the split seed decides the roles
+    assert set(cyc.splits_in_use()) == {"cyclegan", "noise", "val", "test"}
+
+
+@pytest.mark.parametrize("dims", [2, 3])
+def test_run_seed_changes_the_train_stream_not_the_split(tmp_path, dims, monkeypatch):
+    root = ixi_folder(tmp_path / "data", n=8)
+    monkeypatch.setenv("PL_GLOBAL_SEED", "0")
+    streams, splits = [], []
+    for run_seed in (3, 4):
+        pl.seed_everything(run_seed)
+        dm = _dm(root, tmp_path, spatial_dims=dims, batch_size=4)
+        assert dm.seed == run_seed
+        streams.append([tuple(i) for i in dm.train_dataloader().sampler])
+        splits.append(dm.assignment)
+    assert streams[0] != streams[1] and splits[0] == splits[1]
+
+
+def test_too_few_subjects_for_roles_is_one_clear_error(tmp_path):
+    root = ixi_folder(tmp_path / "data", n=3)
+    _expect(root, tmp_path, r"^3 subjects are too few for roles .*--data.roles=false", roles=True)
+    # Enough found, but a skipped subject leaves a role empty: the same error, with the count.
+    root = ixi_folder(tmp_path / "four", n=4)
+    _save(np.zeros(SHAPE, np.float32), root / "IXI002-HH-1202-T1.nii.gz")
+    with pytest.warns(UserWarning, match="skipping subject 'IXI002-HH-1202'"):
+        _expect(
+            root,
+            tmp_path,
+            r"^3 subjects \(after skipping 1 bad\) are too few",
+            roles=True,
+            skip_bad_subjects=True,
+        )
+
+
+def _bad_subject(root: Path, problem: str) -> tuple[str, str]:
+    """Spoil subject 1 of an IXI folder; returns (file that is bad, what the error says)."""
+    path_t1, path_t2 = root / "IXI001-HH-1201-T1.nii.gz", root / "IXI001-HH-1201-T2.nii.gz"
+    if problem == "zero_t1":  # the finding: a T1 of zeros passed, its T2 stayed unscaled
+        _save(np.zeros(SHAPE, np.float32), path_t1)
+        return str(path_t1), r"is constant \(every voxel 0\)"
+    if problem == "constant_t2":
+        _save(np.full(SHAPE, 7.0, np.float32), path_t2)
+        return str(path_t2), r"is constant \(every voxel 7\)"
+    if problem == "flat_t1":  # blank but for a corner: the whole head is one intensity
+        flat = np.full(SHAPE, 100.0, np.float32)
+        flat[:2, :2, :2] = 0
+        _save(flat, path_t1)
+        return str(path_t1), r"intensity scaling failed: .* range inside the head is \[100, 100\]"
+    partial = np.zeros(SHAPE, np.float32)  # flat_t2: a T2 slab that misses the head
+    partial[:, :, :1] = 5.0
+    _save(partial, path_t2)
+    return str(path_t2), r"intensity scaling failed: .* is \[0, 0\] \(zero width\)"
+
+
+@pytest.mark.parametrize("dims", [2, 3])
+@pytest.mark.parametrize("problem", ["zero_t1", "constant_t2", "flat_t1", "flat_t2"])
+def test_data_that_cannot_train_is_a_named_error_or_skipped_and_recorded(tmp_path, dims, problem):
+    root = ixi_folder(tmp_path / "data", n=5)
+    path, found = _bad_subject(root, problem)
+    with pytest.raises(DataError) as err:
+        _dm(root, tmp_path, spatial_dims=dims).setup()
+    message = str(err.value)
+    assert "\n" not in message and path in message
+    assert re.search(found, message), message
+    assert message.endswith(
+        "fix it, or pass --data.skip_bad_subjects=true (YAML: skip_bad_subjects: true) to skip"
+    )
+    assert not any((tmp_path / "cache").glob("*/data.pt"))
+    for attempt in ("build", "cached"):  # a cached run warns and records it too
+        with pytest.warns(UserWarning, match="skipping subject 'IXI001-HH-1201'"):
+            dm = _dm(root, tmp_path, spatial_dims=dims, skip_bad_subjects=True)
+            record = _record_into(dm, tmp_path / attempt)
+        assert [s["subject"] for s in record["skipped"]] == ["IXI001-HH-1201"], attempt
+        assert re.search(found, record["skipped"][0]["reason"])
+        assert "IXI001-HH-1201" not in sum(record["subjects"].values(), [])
+    for split in ("train", "val", "test"):
+        bank = dm.bank(split)
+        assert "IXI001-HH-1201" not in bank.subjects
+        if len(bank):
+            assert bank.t1.min() >= 0 and bank.t2.max() <= 1
+
+
+def test_an_empty_mask_is_a_named_error(tmp_path):
+    root = tmp_path / "bids"
+    for i in range(3):
+        t1, t2 = _volumes(i)
+        _save(t1, root / f"sub-{i}" / f"sub-{i}_T1w.nii")
+        _save(t2, root / f"sub-{i}" / f"sub-{i}_T2w.nii")
+        mask = np.zeros(SHAPE, np.float32) if i == 2 else (t1 > 50).astype(np.float32)
+        _save(mask, root / f"sub-{i}" / f"sub-{i}_mask.nii")
+    kw = dict(
+        layout="custom",
+        t1_pattern="{subject}/*_T1w.nii",
+        t2_pattern="{subject}/*_T2w.nii",
+        mask_pattern="{subject}/*_mask.nii",
+    )
+    _expect(root, tmp_path, r"subject 'sub-2': mask file .*sub-2_mask.nii is empty", **kw)
