@@ -12,9 +12,12 @@ the bank:
 All batches are float32 in [-1, 1].
 
 Reproducibility: every sample is a pure function of (seed, split, sample id, stream). The train
-sampler hands out sample ids ``epoch * length + position``, sharded over DDP ranks, and
-dataloader workers only receive those ids, so the stream does not depend on the number of
-workers or ranks, and a resumed run continues the same stream.
+stream is indexed by a global sample counter: sample id ``s`` is the s-th train sample of the run
+(over all ranks and epochs), and rank r of w takes ids ``start + r, start + r + w, ...``, where
+``start`` (``train_position``) counts the train samples consumed so far. Dataloader workers only
+receive ids, so the stream does not depend on the number of workers or ranks. The counter is
+checkpoint state (the data module's ``state_dict``), so a run resumed anywhere, also in the middle
+of an epoch and with a batch size that changed, continues at the sample where it stopped.
 
 Seeds: ``seed`` (the train stream) follows the run's seed (``seed_everything``) unless given;
 ``split_seed`` (which images are validation/test, and their draws) is fixed, so every run of a
@@ -152,40 +155,77 @@ def draw(
     return {m: to_signed(x[0, c : c + 1]) for c, m in enumerate(modalities)}
 
 
+@dataclass
+class StreamPosition:
+    """Train samples consumed so far over all ranks: the id of the next train sample."""
+
+    samples: int = 0
+
+
 class StreamSampler(DistributedSampler):
     """Train indices ``(sample_id, t1_item, t2_item)`` for one epoch on this rank.
 
-    A ``DistributedSampler`` so Lightning keeps it under DDP (and calls ``set_epoch`` on it each
-    epoch); it shards by itself: rank r of w takes positions r, r + w, ... of the epoch.
-    ``t1_item``/``t2_item`` come from two independent seeded permutations of the bank (the
-    unpaired draw); with ``num_items=None`` (an endless stream) they are -1.
+    An epoch is ``length`` samples (over all ranks) from ``position.samples`` on, read when the
+    epoch's iteration starts: rank r of w takes ids ``start + r, start + r + w, ...``. A
+    ``DistributedSampler`` so Lightning keeps it under DDP; the epoch number it sets plays no
+    part (the position does). ``t1_item``/``t2_item`` walk two independent seeded permutations
+    of the bank, one per pass (pass k covers ids ``k * num_items ...``; the unpaired draw); with
+    ``num_items=None`` (an endless stream) they are -1.
     """
 
-    def __init__(self, length: int, num_items: int | None, seed: int) -> None:
+    def __init__(
+        self,
+        length: int,
+        num_items: int | None,
+        seed: int,
+        position: StreamPosition | None = None,
+    ) -> None:
         world = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
         rank = dist.get_rank() if world > 1 else 0
         super().__init__(range(length), num_replicas=world, rank=rank, shuffle=False, seed=seed)
         self.length = length
         self.num_items = num_items
         self.per_rank = math.ceil(length / world)
+        self.position = StreamPosition() if position is None else position
+        self._walks: dict[tuple[int, int], np.ndarray] = {}
 
     def __len__(self) -> int:
         return self.per_rank
 
     def __iter__(self) -> Iterator[tuple[int, int, int]]:
+        start = int(self.position.samples)
         total = self.per_rank * self.num_replicas
-        positions = range(self.rank, total, self.num_replicas)
+        ids = range(start + self.rank, start + total, self.num_replicas)
         if self.num_items is None:
-            base = self.epoch * total
-            return iter([(base + p, -1, -1) for p in positions])
-        perms = [self._permutation(self.epoch, stream, total) for stream in (1, 2)]
-        base = self.epoch * total
-        return iter([(base + p, int(perms[0][p]), int(perms[1][p])) for p in positions])
+            return iter([(s, -1, -1) for s in ids])
+        return iter([(s, self.item(s, 1), self.item(s, 2)) for s in ids])
 
-    def _permutation(self, epoch: int, stream: int, total: int) -> np.ndarray:
-        rng = np.random.default_rng([self.seed & 0xFFFFFFFF, epoch, stream])
-        reps = math.ceil(total / self.num_items)
-        return np.concatenate([rng.permutation(self.num_items) for _ in range(reps)])[:total]
+    def item(self, sample_id: int, stream: int) -> int:
+        """Bank item of ``sample_id`` in stream 1 (T1) or 2 (T2)."""
+        walk, index = divmod(sample_id, self.num_items)
+        return int(self._permutation(walk, stream)[index])
+
+    def _permutation(self, walk: int, stream: int) -> np.ndarray:
+        if (walk, stream) not in self._walks:
+            rng = np.random.default_rng([self.seed & 0xFFFFFFFF, walk, stream])
+            self._walks[walk, stream] = rng.permutation(self.num_items)
+        return self._walks[walk, stream]
+
+
+class StreamLoader(DataLoader):
+    """The train ``DataLoader``, resumable in Lightning's sense (``state_dict``/
+    ``load_state_dict``): its state is the stream position, so Lightning restores it on a
+    mid-epoch resume (the data module's own state restores it on any resume)."""
+
+    def __init__(self, *args: Any, position: StreamPosition, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.position = position
+
+    def state_dict(self) -> dict[str, int]:
+        return {"samples": int(self.position.samples)}
+
+    def load_state_dict(self, state_dict: dict[str, int]) -> None:
+        self.position.samples = int(state_dict["samples"])
 
 
 class TrainDataset(Dataset):
@@ -289,6 +329,8 @@ class T1T2DataModule(pl.LightningDataModule):
         self.augmentation = augmentation
         self._banks: dict[str, Bank] = {}
         self._reference: dict[tuple[int, str, str], torch.Tensor] = {}
+        # Train samples consumed so far (all ranks): where the train stream continues.
+        self.train_position = StreamPosition()
 
     @property
     def seed(self) -> int:
@@ -367,10 +409,9 @@ class T1T2DataModule(pl.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         length = self._epoch_length()
-        sampler = StreamSampler(
-            length, None if self.endless else len(self.bank("train")), self.seed
-        )
-        return DataLoader(
+        num_items = None if self.endless else len(self.bank("train"))
+        sampler = StreamSampler(length, num_items, self.seed, self.train_position)
+        return StreamLoader(
             self.train_dataset(),
             batch_size=self.batch_size,
             sampler=sampler,
@@ -378,7 +419,25 @@ class T1T2DataModule(pl.LightningDataModule):
             # Full batches only: minibatch statistics (mbstd, norms) see a constant batch size.
             drop_last=len(sampler) >= self.batch_size,
             persistent_workers=False,
+            position=self.train_position,
         )
+
+    # ---- the stream position: counted per train batch consumed, kept in checkpoints
+
+    def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        # Called in the main process for each batch the training loop takes (not for batches
+        # the loader prefetched), so the count is exact at any checkpoint.
+        trainer = self.trainer
+        if trainer is not None and trainer.training and isinstance(batch, dict):
+            size = len(next(iter(batch.values())))
+            self.train_position.samples += size * trainer.world_size
+        return batch
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"train_samples": int(self.train_position.samples)}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.train_position.samples = int(state_dict.get("train_samples", 0))
 
     def pair_dataset(self, split: str) -> PairDataset:
         """Paired samples of ``val``/``test``: warped random draws (endless stream, ``eval_samples``

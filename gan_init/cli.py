@@ -64,6 +64,21 @@ _QUIET = (
 )
 
 
+def end_process_group() -> None:
+    """Destroy the DDP process group (if any) before the interpreter exits.
+
+    Lightning leaves it alive after ``fit``; at interpreter exit gloo's C++ worker threads then
+    still hold work objects whose tensors need the GIL of an interpreter being torn down, and the
+    process aborts ("terminate called without an active exception", exit -6) now and then, after
+    all its work is done (pytorch/pytorch#190489). Called on a clean exit only: after an error
+    the other ranks may still be inside a collective.
+    """
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
 def run_lightning(argv: list[str], debug: bool = False) -> int:
     import argparse
 
@@ -80,6 +95,7 @@ def run_lightning(argv: list[str], debug: bool = False) -> int:
         if debug:
             raise
         return report(argv[0], err)
+    end_process_group()
     return 0
 
 

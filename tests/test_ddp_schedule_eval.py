@@ -22,6 +22,7 @@ SCRIPT = textwrap.dedent(
     from pytorch_lightning import Callback
 
     from gan_init.callbacks import EvaluationCallback, ProgressiveSchedule
+    from gan_init.cli import end_process_group
     from tests.transfer_helpers import Blobs, BlobData, cpu_trainer, tiny_noise_gan
 
 
@@ -64,6 +65,7 @@ SCRIPT = textwrap.dedent(
             "images_shown": int(gan.images_shown), "bounds": schedule._bounds,
         }
         (out / f"rank{trainer.global_rank}.json").write_text(json.dumps(result))
+        end_process_group()  # else gloo's threads can abort the exit
     """
 )
 

@@ -22,6 +22,7 @@ SCRIPT = textwrap.dedent(
     from pytorch_lightning import Callback
 
     from gan_init.callbacks import WeightTransfer
+    from gan_init.cli import end_process_group
     from tests.transfer_helpers import BlobData, cpu_trainer, tiny_noise_gan
 
 
@@ -60,6 +61,7 @@ SCRIPT = textwrap.dedent(
         trainer.fit(gan, BlobData(2, batch_size=1, n=16))
         hashes.out["trunk_checksum"] = float(gan.generator.trunk.blocks[0].conv1.weight.sum())
         (out / f"rank{trainer.global_rank}.json").write_text(json.dumps(hashes.out))
+        end_process_group()  # else gloo's threads can abort the exit
     """
 )
 

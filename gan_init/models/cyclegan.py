@@ -13,7 +13,6 @@ pairs, plus the identity baseline (the T2 input scored against the T1 truth).
 from __future__ import annotations
 
 import copy
-import random
 from typing import Any
 
 import pytorch_lightning as pl
@@ -25,6 +24,7 @@ from torchmetrics.regression import MeanAbsoluteError
 
 from gan_init.networks.cyclegan import CycleGANGenerator, PatchGANDiscriminator
 from gan_init.nn.layers import init_weights
+from gan_init.seeding import step_generator
 from gan_init.transfer.checkpoints import METADATA_FORMAT, METADATA_KEY
 
 # What the data modules do to intensities unless they say otherwise (``datamodule.intensity``):
@@ -41,6 +41,8 @@ DEFAULT_INTENSITY = {
 # ``display: upright`` = each RAS plane [u, v] transposed and flipped (data_modules.upright).
 DEFAULT_SLICING = {"axis": 2, "orientation": "RAS"}
 PLANE_AXIS = {"sagittal": 0, "coronal": 1, "axial": 2}
+# Checkpoint key of the seed of the training streams (the image pools' choices).
+RNG_KEY = "gan_init_rng"
 
 
 class ImagePool:
@@ -48,14 +50,15 @@ class ImagePool:
 
     ``query(images)`` returns a batch where each image is, with probability 1/2 once the pool is
     full, swapped for a stored one (and stored in its place), so the discriminator sees a history
-    of generators. ``[B, C, *S] -> [B, C, *S]``. Its contents are checkpoint state.
+    of generators. ``[B, C, *S] -> [B, C, *S]``. Its contents are checkpoint state; its choices
+    come from ``generator`` (a CPU generator; the global one when None).
     """
 
     def __init__(self, size: int = 50) -> None:
         self.size = size
         self.images: list[Tensor] = []
 
-    def query(self, images: Tensor) -> Tensor:
+    def query(self, images: Tensor, generator: torch.Generator | None = None) -> Tensor:
         if self.size == 0:
             return images
         out = []
@@ -64,8 +67,8 @@ class ImagePool:
             if len(self.images) < self.size:
                 self.images.append(image.clone())
                 out.append(image)
-            elif random.random() < 0.5:
-                i = random.randrange(self.size)
+            elif float(torch.rand((), generator=generator)) < 0.5:
+                i = int(torch.randint(self.size, (), generator=generator))
                 out.append(self.images[i].clone())
                 self.images[i] = image.clone()
             else:
@@ -147,6 +150,10 @@ class CycleGAN(pl.LightningModule):
                 init_weights(net, init, init_std)
         self.pool_t1 = ImagePool(pool_size)  # fake T1 images shown to d_t1
         self.pool_t2 = ImagePool(pool_size)
+        # Seed of the pools' choices (the run's seed: LightningCLI seeds before building the
+        # model); a checkpoint keeps it, and each step's choices are a function of (seed, global
+        # step, rank), so a resumed run makes the uninterrupted run's choices.
+        self.rng_seed = torch.initial_seed()
         self.intensity: dict[str, Any] = dict(DEFAULT_INTENSITY)
         self.data_info: dict[str, Any] = {"slicing": dict(DEFAULT_SLICING)}
 
@@ -252,11 +259,17 @@ class CycleGAN(pl.LightningModule):
         }
 
     def discriminator_phase(
-        self, real_t1: Tensor, real_t2: Tensor, fake_t1: Tensor, fake_t2: Tensor
+        self,
+        real_t1: Tensor,
+        real_t2: Tensor,
+        fake_t1: Tensor,
+        fake_t2: Tensor,
+        generator: torch.Generator | None = None,
     ) -> Tensor:
-        """D update: least squares on reals and on pooled fakes, halved (Zhu et al. sec. 4)."""
-        pooled_t1 = self.pool_t1.query(fake_t1)
-        pooled_t2 = self.pool_t2.query(fake_t2)
+        """D update: least squares on reals and on pooled fakes, halved (Zhu et al. sec. 4).
+        ``generator`` makes the pools' choices."""
+        pooled_t1 = self.pool_t1.query(fake_t1, generator)
+        pooled_t2 = self.pool_t2.query(fake_t2, generator)
         loss_d_t1 = 0.5 * (
             self.adversarial_loss(self.d_t1(real_t1), True)
             + self.adversarial_loss(self.d_t1(pooled_t1), False)
@@ -272,6 +285,7 @@ class CycleGAN(pl.LightningModule):
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         real_t1, real_t2 = batch["t1"], batch["t2"]
         opt_g, opt_d = self.optimizers()
+        pool_rng = step_generator(self.rng_seed, self.global_step, self.global_rank, "image_pool")
 
         self.toggle_optimizer(opt_g)  # D frozen while G learns to fool it
         g = self.generator_phase(real_t1, real_t2)
@@ -281,7 +295,9 @@ class CycleGAN(pl.LightningModule):
         self.untoggle_optimizer(opt_g)
 
         self.toggle_optimizer(opt_d)
-        loss_d = self.discriminator_phase(real_t1, real_t2, g["fake_t1"], g["fake_t2"])
+        loss_d = self.discriminator_phase(
+            real_t1, real_t2, g["fake_t1"], g["fake_t2"], generator=pool_rng
+        )
         opt_d.zero_grad(set_to_none=True)
         self.manual_backward(loss_d)
         opt_d.step()
@@ -295,6 +311,15 @@ class CycleGAN(pl.LightningModule):
         self.log("train/loss_cycle", g["loss_cycle"], **log)
         self.log("train/loss_idt", g["loss_idt"], **log)
         self.log("train/lr", opt_g.param_groups[0]["lr"], on_step=True, batch_size=batch_size)
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        # A run resumed from a checkpoint of an epoch's last batch skips that epoch's end (Lightning
+        # counts the epoch as done, and calls no epoch hook before the next batch), so the LR
+        # steps it missed are taken here: the LR stays a function of the epoch, as in the run
+        # that was never stopped.
+        for scheduler in self.lr_schedulers():
+            while scheduler.last_epoch < self.current_epoch:
+                scheduler.step()
 
     def on_train_epoch_end(self) -> None:
         for scheduler in self.lr_schedulers():
@@ -342,10 +367,19 @@ class CycleGAN(pl.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint[METADATA_KEY] = self.metadata()
-        checkpoint["image_pools"] = {
-            "t1": self.pool_t1.state_dict(),
-            "t2": self.pool_t2.state_dict(),
-        }
+        checkpoint["image_pools"] = {"t1": self._pool_state("t1"), "t2": self._pool_state("t2")}
+        checkpoint[RNG_KEY] = {"seed": self.rng_seed}
+
+    def _pool_state(self, name: str) -> dict[str, Any]:
+        """One pool's state; under DDP each rank has its own pool, so all of them are gathered
+        (``images_per_rank``: ``[world, N, C, *S]``; every rank saves a checkpoint together)."""
+        pool = getattr(self, f"pool_{name}")
+        state = pool.state_dict()
+        world = self.trainer.world_size if self._trainer is not None else 1
+        if world > 1 and len(pool):
+            images = torch.cat(pool.images, 0).contiguous()
+            state["images_per_rank"] = self.all_gather(images).cpu()
+        return state
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         meta = checkpoint.get(METADATA_KEY, {})
@@ -355,7 +389,12 @@ class CycleGAN(pl.LightningModule):
             )
         self.intensity = dict(meta.get("intensity", self.intensity))
         self.data_info = dict(meta.get("data", self.data_info))
+        self.rng_seed = int(checkpoint.get(RNG_KEY, {}).get("seed", self.rng_seed))
         pools = checkpoint.get("image_pools", {})
-        if "t1" in pools:
-            self.pool_t1.load_state_dict(pools["t1"])
-            self.pool_t2.load_state_dict(pools["t2"])
+        world = self.trainer.world_size if self._trainer is not None else 1
+        for name in ("t1", "t2") if "t1" in pools else ():
+            state = dict(pools[name])
+            per_rank = state.pop("images_per_rank", None)
+            if per_rank is not None and per_rank.shape[0] == world:
+                state["images"] = per_rank[self.global_rank]  # this rank's own pool
+            getattr(self, f"pool_{name}").load_state_dict(state, self.device)

@@ -18,21 +18,28 @@ from torch import Tensor, nn
 
 from gan_init.networks.progressive import NoiseGenerator, ProgressiveDiscriminator
 from gan_init.nn.blocks import downsample2x, upsample2x
+from gan_init.seeding import step_generator
 
 CHECKPOINT_FORMAT = 1
+# Checkpoint key of the seed of the training streams (latents, gradient-penalty mixing).
+RNG_KEY = "gan_init_rng"
 
 
 def gradient_penalty(
-    critic: nn.Module, real: Tensor, fake: Tensor, eps: Tensor | None = None
+    critic: nn.Module,
+    real: Tensor,
+    fake: Tensor,
+    eps: Tensor | None = None,
+    generator: torch.Generator | None = None,
 ) -> Tensor:
     """WGAN-GP penalty (Gulrajani et al. 2017, eq. 3): ``E[(||grad_x D(x_hat)||_2 - 1)^2]`` with
     ``x_hat = eps * real + (1 - eps) * fake``, ``eps ~ U[0, 1]`` per sample.
 
-    ``real, fake: [B, C, *S]``; ``eps: [B]`` (drawn when None). Returns a scalar that keeps the
-    graph (the penalty is differentiated w.r.t. the critic's weights).
+    ``real, fake: [B, C, *S]``; ``eps: [B]`` (drawn from ``generator`` when None). Returns a
+    scalar that keeps the graph (the penalty is differentiated w.r.t. the critic's weights).
     """
     if eps is None:
-        eps = torch.rand(real.shape[0], device=real.device, dtype=real.dtype)
+        eps = torch.rand(real.shape[0], generator=generator, device=real.device, dtype=real.dtype)
     eps = eps.reshape(-1, *(1,) * (real.dim() - 1))
     x_hat = torch.lerp(fake.detach(), real.detach(), eps).requires_grad_(True)
     scores = critic(x_hat)
@@ -159,6 +166,9 @@ class ProgressiveGAN(LightningModule):
         # state_dict, so checkpoints carry it; the EMA callback updates it.
         self.generator_ema = copy.deepcopy(generator).requires_grad_(False)
         self.register_buffer("images_shown_", torch.zeros((), dtype=torch.long))
+        # Seed of the training streams: the run's seed (LightningCLI seeds before building the
+        # model); a checkpoint keeps it, so a resumed run draws what the uninterrupted one drew.
+        self.rng_seed = torch.initial_seed()
         self.set_progress(generator.current_level, generator.current_alpha)
 
     # ---- public interface -------------------------------------------------------------------
@@ -239,16 +249,24 @@ class ProgressiveGAN(LightningModule):
             for net in NETWORKS
         ]
 
-    def _latents(self, n: int) -> Tensor:
-        return torch.randn(n, self.latent_dim, device=self.device)
+    def _generator(self, purpose: str) -> torch.Generator:
+        """The step's generator for one purpose: a function of (seed, images shown, rank), so
+        a resumed run repeats the uninterrupted run's draws (``gan_init.seeding``)."""
+        return step_generator(
+            self.rng_seed, self.images_shown, self.global_rank, purpose, self.device
+        )
+
+    def _latents(self, n: int, purpose: str) -> Tensor:
+        rng = self._generator(purpose)
+        return torch.randn(n, self.latent_dim, device=self.device, generator=rng)
 
     def _d_step(self, real: Tensor, opt: torch.optim.Optimizer) -> dict[str, Tensor]:
         """Critic update: ``D(fake) - D(real) + lambda * GP + eps_drift * D(real)^2``."""
         with torch.no_grad():
-            fake = self.generator(self._latents(real.shape[0]))
+            fake = self.generator(self._latents(real.shape[0], "latents_d"))
         d_real = self.discriminator(real)
         d_fake = self.discriminator(fake)
-        gp = gradient_penalty(self.discriminator, real, fake)
+        gp = gradient_penalty(self.discriminator, real, fake, generator=self._generator("gp"))
         drift = d_real.pow(2).mean()
         wasserstein = d_fake.mean() - d_real.mean()
         loss = wasserstein + self.hparams.gp_weight * gp + self.hparams.drift_weight * drift
@@ -261,7 +279,7 @@ class ProgressiveGAN(LightningModule):
     def _g_step(self, batch_size: int, opt: torch.optim.Optimizer) -> dict[str, Tensor]:
         """Generator update: ``-D(G(z))``."""
         self.discriminator.requires_grad_(False)
-        loss = -self.discriminator(self.generator(self._latents(batch_size))).mean()
+        loss = -self.discriminator(self.generator(self._latents(batch_size, "latents_g"))).mean()
         opt.zero_grad(set_to_none=True)
         self.manual_backward(loss)
         self.discriminator.requires_grad_(True)
@@ -299,6 +317,10 @@ class ProgressiveGAN(LightningModule):
                 "discriminator": self.discriminator.config,
             },
         }
+        checkpoint[RNG_KEY] = {"seed": self.rng_seed}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.rng_seed = int(checkpoint.get(RNG_KEY, {}).get("seed", self.rng_seed))
 
 
 def load_noise_gan(path: str) -> ProgressiveGAN:
