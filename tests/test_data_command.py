@@ -37,5 +37,7 @@ def test_check_icbm(tmp_path, capsys, dims):
         == 0
     )
     assert "IcbmDataModule" in capsys.readouterr().out
-    rows = 2 if dims == "2" else 6
-    assert Image.open(out).size[1] > rows * 100
+    # One row per sample, columns T1 | T2 (3D: three planes each), tiles at least 128 px.
+    tiles = 2 if dims == "2" else 6
+    width, height = Image.open(out).size
+    assert height > 3 * 128 and width > tiles * 128

@@ -103,7 +103,7 @@ def check(args: argparse.Namespace) -> int:
     print(f"T1 ({split}):    {_range(t1)}")
     print(f"T2 ({split}):    {_range(t2)}")
     path = save_preview(t1, t2, args.out)
-    print(f"preview:     {path} (columns: samples; rows: T1, T2)")
+    print(f"preview:     {path} (rows: samples; columns: T1 | T2)")
     return 0
 
 
