@@ -12,10 +12,11 @@ import sys
 import torch
 
 from data_modules.common import DataError, T1T2DataModule
+from gan_init.commands.args import Parser
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="gan-init data", description=__doc__)
+    p = Parser(prog="gan-init data", description=__doc__)
     sub = p.add_subparsers(dest="action", required=True)
     c = sub.add_parser("check", help="load a dataset, print a summary, write a PNG preview")
     c.add_argument("source", help="'icbm' or a folder of T1/T2 NIfTI subjects")

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gan_init import visualize
+from gan_init.commands.args import Parser
 from gan_init.transfer.load import checkpoint_info, load_cyclegan_generator
 
 DEFAULT_PERCENTILES = (0.5, 99.5)
@@ -173,7 +174,7 @@ def translate_file(
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="gan-init translate",
         description="Apply a CycleGAN generator to a NIfTI file (2D slice by slice, or 3D).",
     )
