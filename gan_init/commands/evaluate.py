@@ -88,7 +88,10 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as err:
         parser.error(str(err))
 
-    module = load_noise_gan(args.checkpoint).to(resolve_device(args.device))
+    module = load_noise_gan(args.checkpoint)  # on the CPU
+    device = resolve_device(args.device)
+    if device != "cpu":
+        module = module.to(device)
     dm = build_datamodule(args.data, module.spatial_dims, args.size)
     fake = module.sample(args.n, seed=args.seed, ema=True).float()  # on --device
     size = tuple(fake.shape[2:])

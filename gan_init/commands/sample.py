@@ -74,8 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     add_device_option(parser)
     parser.add_argument(
         "--voxel_mm", type=float, default=1.0,
-        help="3D: voxel size written in the NIfTI affine (the training data's spacing: ICBM at "
-        "size s covers about 190 mm, so 190/s)",
+        help="3D: voxel size written in the NIfTI affine (the training data's field of view "
+        "divided by the image side; the checkpoint does not record it)",
     )  # fmt: skip
     args = parser.parse_args(argv)
     if args.n < 1:
