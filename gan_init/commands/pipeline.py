@@ -26,9 +26,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--init_strategy",
         default="cyclegan",
-        choices=sorted(INIT_STRATEGIES),
         metavar="NAME",
-        help="how the noise GAN's generator starts (the init-strategy registry)",
+        # Not argparse choices: the registry checks the name and suggests the nearest one.
+        help="how the noise GAN's generator starts, one of the init-strategy registry: "
+        + ", ".join(sorted(INIT_STRATEGIES)),
     )
     p.add_argument("--grow", default=None, help="full, stem or none (default: the noise config's)")
     p.add_argument("--seed", type=int, default=0)
