@@ -45,13 +45,14 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from data_modules.augment import Augmentation
 from gan_init.registry import check_choice
 
+# Orientation lives with the pictures; re-exported for the data modules, which cut slices upright.
+from gan_init.visualize import AXIS_INDEX, upright  # noqa: F401
+
 MODES = ("cyclegan", "noise")
 MODALITIES = ("t1", "t2")
 SPLITS = ("train", "val", "test")
 AXES = ("axial", "coronal", "sagittal")
-# Volumes are kept in RAS+ voxel order (x: left->right, y: posterior->anterior, z: inferior->
-# superior), so the axis normal to each plane is:
-AXIS_INDEX = {"sagittal": 0, "coronal": 1, "axial": 2}
+# Volumes are kept in RAS+ voxel order; AXIS_INDEX (gan_init.visualize) names each plane's axis.
 DEFAULT_SIZE = {2: 64, 3: 32}
 _SPLIT_CODE = {"train": 0, "val": 1, "test": 2}
 _STREAM_CODE = {"pair": 0, "t1": 1, "t2": 2}
@@ -69,15 +70,6 @@ def image_shape_for(spatial_dims: int, size: int | None) -> tuple[int, ...]:
     if size < 4:
         raise ValueError(f"size={size} is too small (at least 4)")
     return (size,) * spatial_dims
-
-
-def upright(planes: torch.Tensor) -> torch.Tensor:
-    """Turn RAS-ordered planes [..., u, v] into display order [..., rows, cols].
-
-    Rows run from the top of the picture down: anterior at the top of an axial slice, superior
-    at the top of coronal and sagittal slices.
-    """
-    return planes.transpose(-1, -2).flip(-2)
 
 
 def to_unit(x: torch.Tensor) -> torch.Tensor:

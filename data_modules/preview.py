@@ -2,6 +2,8 @@
 
 ``save_sections`` writes one labelled picture of several splits: per split a title line, then
 one column per sample and one row per modality (and, in 3D, per plane), each row labelled.
+
+The pictures' orientation, uint8 mapping and PNG writing come from ``gan_init.visualize``.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-from data_modules.common import AXIS_INDEX, upright
+from gan_init.visualize import AXIS_INDEX, image_grid, save_png, to_uint8, upright
 
 PLANES = ("axial", "coronal", "sagittal")
 
@@ -31,40 +33,25 @@ def planes(x: torch.Tensor) -> list[torch.Tensor]:
 
 
 def preview_grid(t1: torch.Tensor, t2: torch.Tensor, min_tile: int = 128) -> np.ndarray:
-    """A uint8 grid [H, W]: one column per sample, rows T1 and T2 (per plane in 3D).
-
-    ``t1``, ``t2``: [N, 1, *S] in [-1, 1]. Tiles are enlarged by an integer factor (nearest
-    neighbour) to at least ``min_tile`` pixels, with a 2-pixel gap between tiles.
-    """
-    rows = []
-    per_sample = [(planes(a), planes(b)) for a, b in zip(t1, t2)]
-    for p in range(len(per_sample[0][0])):
-        for which in (0, 1):
-            rows.append([s[which][p] for s in per_sample])
-    tile = rows[0][0].shape
-    scale = max(1, -(-min_tile // max(tile)))
-    gap = 2
-    h, w = tile[0] * scale, tile[1] * scale
-    grid = np.zeros((len(rows) * (h + gap) - gap, len(rows[0]) * (w + gap) - gap), np.uint8)
-    for r, row in enumerate(rows):
-        for c, img in enumerate(row):
-            pixels = ((img.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).numpy()
-            pixels = pixels.repeat(scale, 0).repeat(scale, 1)
-            grid[r * (h + gap) : r * (h + gap) + h, c * (w + gap) : c * (w + gap) + w] = pixels
-    return grid
+    """A uint8 picture: one row per sample, columns T1 | T2 (3D: each cell the upright middle
+    sagittal, coronal and axial slices). ``t1``, ``t2``: [N, 1, *S] in [-1, 1]; tiles enlarged
+    (nearest neighbour) to at least ``min_tile`` pixels."""
+    n = min(len(t1), len(t2))
+    return image_grid(
+        [t1, t2],
+        titles=["T1", "T2"],
+        caption=f"data preview: {n} paired samples, {t1.dim() - 2}D {tuple(t1.shape[2:])}",
+        min_cell=min_tile,
+    )
 
 
 def save_preview(t1: torch.Tensor, t2: torch.Tensor, path: str | Path) -> Path:
     """Write ``preview_grid(t1, t2)`` as a PNG (parent folders created) and return its path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(preview_grid(t1, t2)).save(path)
-    return path
+    return save_png(preview_grid(t1, t2), path)
 
 
 def _pixels(image: torch.Tensor, scale: int) -> np.ndarray:
-    pixels = ((image.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).numpy()
-    return pixels.repeat(scale, 0).repeat(scale, 1)
+    return to_uint8(image).repeat(scale, 0).repeat(scale, 1)
 
 
 def save_sections(

@@ -180,13 +180,14 @@ def test_image_grid_callback_saves_png_and_calls_log_image(tmp_path, spatial_dim
 
 def test_image_grid_layouts():
     a = torch.linspace(-1, 1, 2 * 9 * 11).reshape(2, 1, 9, 11)
-    grid = image_grid([a, -a, a])  # 2 rows x 3 columns, slices shown turned (rot90)
-    assert grid.dtype == np.uint8 and grid.shape == (2 * 11 + 2, 3 * 9 + 2 * 2)
-    tiled = image_grid(torch.zeros(5, 1, 4, 4), ncols=3, pad=1)
+    grid = image_grid([a, -a, a], min_cell=1)  # 2 rows x 3 columns, 2D slices as they are
+    assert grid.dtype == np.uint8 and grid.shape == (2 * 9 + 2, 3 * 11 + 2 * 2)
+    tiled = image_grid(torch.zeros(5, 1, 4, 4), ncols=3, pad=1, min_cell=1)
     assert tiled.shape == (2 * 4 + 1, 3 * 4 + 2) and tiled.max() == 128
     vol = torch.zeros(5, 7, 9)
-    assert mid_slice_montage(vol, pad=1).shape == (9, 7 + 5 + 5 + 2)  # turned mid-slices
-    assert image_grid(torch.zeros(2, 1, 5, 7, 9)).shape[0] == 9
+    assert mid_slice_montage(vol, min_cell=1).shape == (9, 7 + 5 + 5 + 2 * 2)  # upright slices
+    assert image_grid(torch.zeros(2, 1, 5, 7, 9), min_cell=1).shape[0] == 9
+    assert image_grid(torch.zeros(2, 1, 5, 7, 9)).shape[0] >= 128  # enlarged for people
 
 
 def test_save_png_round_trip(tmp_path):

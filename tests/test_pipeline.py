@@ -19,7 +19,7 @@ def tiny_configs(tmp_path: Path, dims: int) -> tuple[Path, Path]:
     """The shipped CPU configs of ``dims``, shrunk: 16 px images, widths 4, a few steps."""
     size = 16
     cyc = load_yaml(CONFIGS / f"cyclegan_{dims}d.yaml")
-    cyc["trainer"].update(max_epochs=1, log_every_n_steps=1, enable_progress_bar=False)
+    cyc["trainer"].update(max_epochs=1, log_every_n_steps=1)
     cyc["model"]["init_args"].update(epochs_constant=1, epochs_decay=0, ssim_kernel=3)
     backbone = dict(base_width=4, n_blocks=1)
     cyc["model"]["init_args"]["generator"]["init_args"]["backbone"].update(backbone)
@@ -27,7 +27,7 @@ def tiny_configs(tmp_path: Path, dims: int) -> tuple[Path, Path]:
     cyc["data"]["init_args"].update(size=size, batch_size=2, samples_per_epoch=4, val_samples=2)
 
     noise = load_yaml(CONFIGS / f"noise_{dims}d.yaml")
-    noise["trainer"].update(log_every_n_steps=1, enable_progress_bar=False)
+    noise["trainer"].update(log_every_n_steps=1)
     gen = noise["model"]["init_args"]["generator"]["init_args"]
     gen.update(image_size=size, latent_dim=8)
     gen["backbone"].update(backbone)

@@ -1,7 +1,9 @@
-"""Image grid of CycleGAN validation translations: T2 | fake T1 | real T1 | reconstructed T2.
+"""Image grid of CycleGAN validation translations: T2 | T2->T1 | T1 | T1->T2 | T2->T1->T2.
 
-The module returns the images from ``validation_step``; this callback keeps the first batch,
-builds the grid (3D: mid-slice montage along the three axes) and hands it to every logger that
+The module returns the images from ``validation_step``; this callback keeps the first
+``n_images`` validation cases (over as many batches as that takes), builds a grid with named
+columns (``gan_init.visualize``: upright, enlarged; 3D: the three middle slices) and hands it to
+every logger that
 can show images (``log_image``, e.g. ``WandbLogger``). With any logger it also saves the PNG
 under the run's log dir (``<log_dir>/images/``), so a run without W&B still has its pictures.
 """
@@ -11,14 +13,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytorch_lightning as pl
+import torch
 from torch import Tensor
 
 from gan_init.visualize import image_grid, save_png
 
-COLUMNS = ("real_t2", "fake_t1", "real_t1", "rec_t2")
-CAPTION = "T2 | fake T1 = G_T2->T1(T2) | real T1 | reconstructed T2 = G_T1->T2(fake T1)"
+COLUMNS = ("real_t2", "fake_t1", "real_t1", "fake_t2", "rec_t2")
+TITLES = ("T2", "T2->T1", "T1", "T1->T2", "T2->T1->T2")
+CAPTION = "T2 | T2->T1 = G_T2->T1(T2) | T1 | T1->T2 = G_T1->T2(T1) | T2->T1->T2 (cycle)"
 
 
 class CycleGANImageGrid(pl.Callback):
@@ -57,11 +60,17 @@ class CycleGANImageGrid(pl.Callback):
         batch_idx: int,
         dataloader_idx: int = 0,
     ) -> None:
-        if batch_idx != 0 or self._images is not None or not self._active(trainer):
+        if dataloader_idx != 0 or not self._active(trainer):
             return
         if not isinstance(outputs, dict) or not all(k in outputs for k in COLUMNS):
             return
-        self._images = {k: outputs[k][: self.n_images].detach().float().cpu() for k in COLUMNS}
+        have = 0 if self._images is None else len(self._images[COLUMNS[0]])
+        if have >= self.n_images:
+            return
+        new = {k: outputs[k][: self.n_images - have].detach().float().cpu() for k in COLUMNS}
+        if self._images is not None:
+            new = {k: torch.cat([self._images[k], new[k]]) for k in COLUMNS}
+        self._images = new
 
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule):
         if trainer.sanity_checking:
@@ -70,7 +79,7 @@ class CycleGANImageGrid(pl.Callback):
         log_dir = Path(trainer.log_dir or trainer.default_root_dir)
         if self._images is None or not self._active(trainer):
             return
-        grid = image_grid([self._images[k] for k in COLUMNS])
+        grid = self.grid_of(self._images, self.n_images, epoch=trainer.current_epoch)
         self._images = None
         name = f"translations_epoch{trainer.current_epoch:04d}_step{trainer.global_step:07d}.png"
         self.last_path = save_png(grid, log_dir / "images" / name)
@@ -80,6 +89,11 @@ class CycleGANImageGrid(pl.Callback):
                 log_image(key=self.key, images=[grid], step=trainer.global_step, caption=[CAPTION])
 
     @staticmethod
-    def grid_of(outputs: dict[str, Tensor], n_images: int = 4) -> np.ndarray:
-        """The grid this callback logs, for the module's ``validation_step`` outputs."""
-        return image_grid([outputs[k][:n_images] for k in COLUMNS])
+    def grid_of(outputs: dict[str, Tensor], n_images: int = 4, epoch: int | None = None):
+        """The grid this callback logs (uint8 ``[H, W]``), for ``validation_step`` outputs."""
+        when = "" if epoch is None else f", epoch {epoch}"
+        return image_grid(
+            [outputs[k][:n_images] for k in COLUMNS],
+            titles=TITLES,
+            caption=f"CycleGAN validation{when}: {CAPTION}",
+        )

@@ -19,10 +19,11 @@ import numpy as np
 import torch
 
 from data_modules.common import MODALITIES, DataError, T1T2DataModule, draw, sample_seed, to_signed
+from gan_init.commands.args import Parser
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="gan-init data", description=__doc__)
+    p = Parser(prog="gan-init data", description=__doc__)
     sub = p.add_subparsers(dest="action", required=True)
     c = sub.add_parser("check", help="load a dataset, check its splits, write a PNG preview")
     c.add_argument("source", help="'icbm' or a folder of T1/T2 NIfTI subjects")

@@ -12,7 +12,6 @@ section (or the whole file) is ``class_path``/``init_args`` of a data module wit
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import json
 import sys
@@ -22,6 +21,7 @@ from typing import Any
 import torch
 
 from gan_init.callbacks.evaluation import resize_to
+from gan_init.commands.args import Parser, add_device_option, resolve_device
 from gan_init.files import write_json
 from gan_init.metrics.evaluate import ALL_METRICS, evaluate_samples
 from gan_init.registry import check_choice
@@ -105,7 +105,7 @@ def _parse_metrics(text: str) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="gan-init evaluate", description=__doc__.split("\n\n")[0])
+    parser = Parser(prog="gan-init evaluate", description=__doc__.split("\n\n")[0])
     parser.add_argument("--checkpoint", required=True, help="noise-GAN checkpoint (.ckpt)")
     parser.add_argument("--data", default="icbm", help="'icbm' or a YAML data config")
     parser.add_argument("--size", type=int, default=None, help="image side of the icbm data")
@@ -118,19 +118,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--feature", default="inception", help="'inception' or a TorchScript file")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", required=True, help="output JSON file")
+    add_device_option(parser)
     args = parser.parse_args(argv)
     try:
         metrics = _parse_metrics(args.metrics)
     except ValueError as err:
         parser.error(str(err))
 
-    module = load_noise_gan(args.checkpoint)
+    module = load_noise_gan(args.checkpoint)  # on the CPU
+    device = resolve_device(args.device)
+    if device != "cpu":
+        module = module.to(device)
     try:
         dm = build_datamodule(args.data, module.spatial_dims, args.size)
     except (ValueError, FileNotFoundError) as err:
         print(f"gan-init evaluate: --data: {err}", file=sys.stderr)
         return 2
-    fake = module.sample(args.n, seed=args.seed, ema=True).float()
+    fake = module.sample(args.n, seed=args.seed, ema=True).float()  # on --device
     size = tuple(fake.shape[2:])
     real = resize_to(dm.real_images(args.n_real or args.n, split="val").float(), size)
     train = None

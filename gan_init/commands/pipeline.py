@@ -14,20 +14,26 @@ import dataclasses
 import sys
 from pathlib import Path
 
+from gan_init.commands.args import Parser
 from gan_init.files import CorruptFileError
 from gan_init.pipeline import PipelineOptions, run_pipeline
 from gan_init.processes import Interrupted, LockedError
+from gan_init.transfer.strategies import INIT_STRATEGIES
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="gan-init pipeline",
         description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--dims", type=int, default=2, choices=[2, 3])
     p.add_argument(
-        "--init_strategy", default="cyclegan", help="a name from the init-strategy registry"
+        "--init_strategy",
+        default="cyclegan",
+        metavar="NAME",
+        # Not argparse choices: the registry checks the name and suggests the nearest one.
+        help="how the noise GAN's generator starts, one of the init-strategy registry: "
+        + ", ".join(sorted(INIT_STRATEGIES)),
     )
     p.add_argument("--grow", default=None, help="full, stem or none (default: the noise config's)")
     p.add_argument("--seed", type=int, default=0)

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 
+from gan_init.commands.args import Parser
 from gan_init.report import write_report
 
 
 def main(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="gan-init report", description=__doc__)
+    p = Parser(prog="gan-init report", description=__doc__)
     p.add_argument("runs_dir", nargs="?", default="runs")
     p.add_argument(
         "--out", default=None, help="folder for report.md and plots (default RUNS_DIR/report)"

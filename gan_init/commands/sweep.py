@@ -7,19 +7,18 @@ finished runs are skipped, an interrupted run resumes from its last checkpoint.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
+from gan_init.commands.args import Parser
 from gan_init.processes import Interrupted, LockedError
 from gan_init.sweep import run_sweep
 
 
 def main(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="gan-init sweep",
         description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("file", help="W&B sweep YAML, e.g. experiments/sweeps/init_strategy_2d.yaml")
     p.add_argument("--runs_dir", default=os.environ.get("GAN_INIT_RUNS_DIR", "runs"))

@@ -25,6 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from gan_init import visualize
+from gan_init.commands.args import Parser
 from gan_init.transfer.load import checkpoint_info, load_cyclegan_generator
 
 DEFAULT_PERCENTILES = (0.5, 99.5)
@@ -104,8 +106,8 @@ def apply_generator(
         out = generator(_resize(batch, image_shape or size))
         return _resize(out, size)[0, 0].clamp(-1, 1).cpu().numpy()
     slices = x.movedim(axis, 0).unsqueeze(1)  # [N, 1, u, v] RAS planes
-    if upright:  # as data_modules.upright: transpose, then the rows flipped
-        slices = slices.transpose(-1, -2).flip(-2)
+    if upright:  # the slices as the data modules cut them
+        slices = visualize.upright(slices)
     size = slices.shape[2:]
     outs = []
     for chunk in slices.split(batch_size):
@@ -114,7 +116,7 @@ def apply_generator(
         outs.append(_resize(out, size).clamp(-1, 1).cpu())
     out = torch.cat(outs)
     if upright:
-        out = out.flip(-2).transpose(-1, -2)
+        out = visualize.from_upright(out)
     return out[:, 0].movedim(0, axis).numpy()
 
 
@@ -172,7 +174,7 @@ def translate_file(
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="gan-init translate",
         description="Apply a CycleGAN generator to a NIfTI file (2D slice by slice, or 3D).",
     )

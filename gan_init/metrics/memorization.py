@@ -12,11 +12,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 from torchmetrics import Metric
 from torchmetrics.utilities import dim_zero_cat
+
+from gan_init.visualize import image_grid, save_png
 
 
 def nearest_distances(
@@ -91,29 +92,17 @@ class Memorization(Metric):
         return out
 
 
-def _middle_slice(image: Tensor) -> Tensor:
-    """A 2D view ``[H, W]`` of ``[C, *S]``: the first channel, middle slice of leading axes."""
-    x = image[0]
-    while x.dim() > 2:
-        x = x[x.shape[0] // 2]
-    return x
-
-
 def save_closest_pairs(
     fake: Tensor, train: Tensor, closest: list[tuple[int, int, float]], path: str | Path, k: int = 8
 ) -> Path:
-    """PNG of the ``k`` closest (generated | nearest training) pairs, one pair per row, for a
-    person to look at; 3D volumes show their middle slice. ``fake, train: [N, C, *S]`` in
-    [-1, 1]."""
-    from PIL import Image
-
-    rows = []
-    for fi, ti, _ in closest[:k]:
-        pair = torch.cat([_middle_slice(fake[fi]), _middle_slice(train[ti])], dim=1)
-        rows.append(pair)
-    grid = torch.cat(rows, dim=0).clamp(-1, 1)
-    pixels = ((grid + 1) * 127.5).round().to(torch.uint8).cpu().numpy()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(np.ascontiguousarray(pixels), mode="L").save(path)
-    return path
+    """PNG of the ``k`` closest (generated | nearest training image) pairs, one pair per row, for
+    a person to look at (``gan_init.visualize``: upright, enlarged, columns named; 3D volumes as
+    their three middle slices). ``fake, train: [N, C, *S]`` in [-1, 1]."""
+    pairs = closest[:k]
+    grid = image_grid(
+        [fake[[fi for fi, _, _ in pairs]], train[[ti for _, ti, _ in pairs]]],
+        titles=["generated", "nearest training image"],
+        row_titles=[f"L2 distance {d:.3g}" for _, _, d in pairs],
+        caption=f"memorization: the {len(pairs)} generated samples closest to the training set",
+    )
+    return save_png(grid, path)

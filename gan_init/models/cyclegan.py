@@ -26,6 +26,7 @@ from gan_init.networks.cyclegan import CycleGANGenerator, PatchGANDiscriminator
 from gan_init.nn.layers import init_weights
 from gan_init.seeding import step_generator
 from gan_init.transfer.checkpoints import METADATA_FORMAT, METADATA_KEY
+from gan_init.visualize import AXIS_INDEX
 
 # What the data modules do to intensities unless they say otherwise (``datamodule.intensity``):
 # 0 -> -1 and the 99.5th percentile of the foreground (non-zero voxels) -> 1, clipped.
@@ -38,9 +39,8 @@ DEFAULT_INTENSITY = {
     "clip": True,
 }
 # 2D models see slices along this axis of the RAS-canonical volume (``datamodule.slicing``);
-# ``display: upright`` = each RAS plane [u, v] transposed and flipped (data_modules.upright).
+# ``display: upright`` = each RAS plane [u, v] turned by gan_init.visualize.upright.
 DEFAULT_SLICING = {"axis": 2, "orientation": "RAS"}
-PLANE_AXIS = {"sagittal": 0, "coronal": 1, "axial": 2}
 # Checkpoint key of the seed of the training streams (the image pools' choices).
 RNG_KEY = "gan_init_rng"
 
@@ -198,11 +198,11 @@ class CycleGAN(pl.LightningModule):
         self.data_info["voxel_spacing"] = None if spacing is None else float(spacing)
         if isinstance(getattr(datamodule, "slicing", None), dict):
             self.data_info["slicing"] = dict(datamodule.slicing)
-        elif getattr(datamodule, "axis", None) in PLANE_AXIS and self.spatial_dims == 2:
+        elif getattr(datamodule, "axis", None) in AXIS_INDEX and self.spatial_dims == 2:
             # The ICBM/NIfTI modules: RAS volumes, planes named, slices shown upright.
             plane = datamodule.axis
             self.data_info["slicing"] = {
-                "axis": PLANE_AXIS[plane], "plane": plane, "orientation": "RAS",
+                "axis": AXIS_INDEX[plane], "plane": plane, "orientation": "RAS",
                 "display": "upright",
             }  # fmt: skip
 
@@ -347,7 +347,10 @@ class CycleGAN(pl.LightningModule):
         identity = self.val_metrics["psnr_identity_t2_to_t1"]
         identity(real_t2, real_t1)
         self.log("val/psnr_identity_t2_to_t1", identity, batch_size=real_t1.shape[0])
-        return {"real_t2": real_t2, "fake_t1": fake_t1, "real_t1": real_t1, "rec_t2": rec_t2}
+        return {
+            "real_t2": real_t2, "fake_t1": fake_t1, "real_t1": real_t1, "fake_t2": fake_t2,
+            "rec_t2": rec_t2,
+        }  # fmt: skip
 
     # ------------------------------------------------------------------ checkpoints
 
