@@ -4,6 +4,7 @@ from gan_init.callbacks.ema import EMA
 from gan_init.callbacks.evaluation import EvaluationCallback
 from gan_init.callbacks.image_grid import CycleGANImageGrid
 from gan_init.callbacks.progressive import ProgressiveSchedule
+from gan_init.callbacks.speed import SpeedOptions
 from gan_init.callbacks.stability import StabilityCallback
 from gan_init.callbacks.weight_transfer import WeightTransfer
 
@@ -13,5 +14,6 @@ __all__ = [
     "CycleGANImageGrid",
     "EMA",
     "ProgressiveSchedule",
+    "SpeedOptions",
     "WeightTransfer",
 ]
