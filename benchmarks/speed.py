@@ -248,8 +248,11 @@ def main() -> None:
     parser.add_argument("--no-compile", action="store_true", help="skip the compile variants")
     parser.add_argument("--dims", default="2,3")
     parser.add_argument("--out", default="runs/bench/speed.json")
+    # One thread by default: on a shared, oversubscribed 2-core machine OpenMP's spinning
+    # threads made a 2-thread step 10-25x slower than a 1-thread one (measured here).
+    parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
-    torch.set_num_threads(torch.get_num_threads())
+    torch.set_num_threads(args.threads)
     results: dict = {"machine": machine(), "ratios": {}, "median_ms": {}, "compile_s": {}}
     dims = [int(x) for x in args.dims.split(",")]
     for d in dims:
@@ -273,6 +276,7 @@ def main() -> None:
                         f"speed-up x{ratio:.2f}",
                         flush=True,
                     )
+    results["machine"]["threads"] = torch.get_num_threads()
     for name, s in results["compile_s"].items():
         print(f"{name}: one-off compile time {s:.0f} s")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -7,8 +7,8 @@ import copy
 
 import pytest
 import torch
-
 from cyclegan_helpers import PhantomDataModule, tiny_cyclegan, tiny_trainer
+
 from gan_init import speed
 from gan_init.callbacks import SpeedOptions
 from gan_init.models.progressive import _grad_norm, gradient_penalty
@@ -104,3 +104,22 @@ def test_cyclegan_trains_with_bf16_and_channels_last(tmp_path, d):
     assert any(not torch.equal(before[k], after[k]) for k in before)
     assert all(torch.isfinite(v).all() for v in after.values() if v.is_floating_point())
     assert torch.isfinite(trainer.callback_metrics["train/loss_g"])
+
+
+def test_evaluate_progress_estimate(capsys):
+    from gan_init.commands.evaluate import ProgressFeatures
+    from gan_init.metrics.features import SliceFeatures
+
+    class Mean(torch.nn.Module):
+        num_features = 1
+
+        def forward(self, x):
+            return x.flatten(1).mean(1, keepdim=True)
+
+    feats = ProgressFeatures(SliceFeatures(Mean(), slices_per_axis=2), n_images=5)
+    estimate = feats.announce(torch.zeros(2, 1, 8, 8, 8))
+    assert estimate >= 0
+    assert feats(torch.zeros(5, 1, 8, 8, 8)).shape == (5, 1)
+    assert feats.bar.n == 5
+    feats.close()
+    assert "estimated" in capsys.readouterr().err
