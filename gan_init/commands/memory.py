@@ -58,10 +58,14 @@ class SavedBytes:
 
     def __init__(self) -> None:
         self.storages: dict[int, int] = {}
+        self.held: list = []
 
     def pack(self, t: torch.Tensor) -> torch.Tensor:
-        key = id(t.untyped_storage()) if t.device.type == "meta" else t.data_ptr()
-        self.storages[key] = t.untyped_storage().nbytes()
+        # Held until the context ends (as a training step holds them until backward), so no
+        # freed block is reused and counted twice under the same address.
+        storage = t.untyped_storage()
+        self.held.append(storage)
+        self.storages[storage.data_ptr()] = storage.nbytes()
         return t
 
     def __enter__(self) -> SavedBytes:
@@ -71,6 +75,7 @@ class SavedBytes:
 
     def __exit__(self, *exc) -> None:
         self._ctx.__exit__(*exc)
+        self.held.clear()
 
     @property
     def total(self) -> int:
