@@ -30,6 +30,7 @@ EXTRA_COMMANDS: dict[str, tuple[str, str]] = {
         "gan_init.commands.evaluate",
         "metrics of a noise-GAN checkpoint (SWD, FID, ...) as JSON",
     ),
+    "memory": ("gan_init.commands.memory", "peak memory of one training step of a config"),
 }
 
 LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")

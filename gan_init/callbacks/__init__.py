@@ -7,6 +7,7 @@ from gan_init.callbacks.image_grid import CycleGANImageGrid
 from gan_init.callbacks.progress import TrainingProgress
 from gan_init.callbacks.progressive import ProgressiveSchedule
 from gan_init.callbacks.samples import NoiseSampleGrid
+from gan_init.callbacks.speed import SpeedOptions
 from gan_init.callbacks.stability import StabilityCallback
 from gan_init.callbacks.weight_transfer import WeightTransfer
 
@@ -19,5 +20,6 @@ __all__ = [
     "ProgressiveSchedule",
     "NoiseSampleGrid",
     "TrainingProgress",
+    "SpeedOptions",
     "WeightTransfer",
 ]

@@ -15,15 +15,18 @@ from __future__ import annotations
 import importlib
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import torch
+from tqdm.auto import tqdm
 
 from gan_init.callbacks.evaluation import resize_to
 from gan_init.commands.args import Parser, add_device_option, resolve_device
 from gan_init.files import write_json
 from gan_init.metrics.evaluate import ALL_METRICS, evaluate_samples
+from gan_init.metrics.features import load_feature_extractor
 from gan_init.registry import check_choice
 
 
@@ -98,6 +101,43 @@ def build_datamodule(spec: str, spatial_dims: int, size: int | None = None) -> A
     return dm
 
 
+class ProgressFeatures(torch.nn.Module):
+    """The feature extractor with a progress bar over the ``n_images`` it will see, and an
+    estimate of the whole job from a probe on two images, printed before it starts."""
+
+    def __init__(self, extractor: torch.nn.Module, n_images: int) -> None:
+        super().__init__()
+        self.extractor = extractor
+        self.num_features = extractor.num_features
+        self.n_images = n_images
+        self.bar = None
+
+    def announce(self, probe: torch.Tensor) -> float:
+        start = time.perf_counter()
+        with torch.no_grad():
+            self.extractor(probe)
+        per_image = (time.perf_counter() - start) / probe.shape[0]
+        estimate = per_image * self.n_images
+        print(
+            f"gan-init evaluate: features of {self.n_images} images, about {per_image:.2f} s "
+            f"each here: estimated {estimate / 60:.1f} min",
+            file=sys.stderr,
+            flush=True,
+        )
+        self.bar = tqdm(total=self.n_images, desc="features", unit="img", file=sys.stderr)
+        return estimate
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        feats = self.extractor(images)
+        if self.bar is not None:
+            self.bar.update(images.shape[0])
+        return feats
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
 def _parse_metrics(text: str) -> list[str]:
     return [
         check_choice("metric", m.strip(), list(ALL_METRICS)) for m in text.split(",") if m.strip()
@@ -141,13 +181,22 @@ def main(argv: list[str] | None = None) -> int:
     if "memo" in metrics:
         train = resize_to(dm.real_images(args.n_train or args.n, split="train").float(), size)
     out = Path(args.out)
+    feature = args.feature
+    if any(m in metrics for m in ("fid", "kid", "pr", "memo")):
+        pair = fake.shape[0] + real.shape[0]  # FID/KID/PR: each set once; memo: again + train
+        n_images = pair * any(m in metrics for m in ("fid", "kid", "pr"))
+        n_images += (pair + train.shape[0]) if train is not None else 0
+        feature = ProgressFeatures(
+            load_feature_extractor(args.feature, fake.dim() - 2, image_shape=tuple(size)), n_images
+        )
+        feature.announce(fake[:2])
     with torch.no_grad():
         values = evaluate_samples(
             fake,
             real,
             train,
             metrics,
-            feature=args.feature,
+            feature=feature,
             seed=args.seed,
             pairs_path=out.with_suffix(".closest_pairs.png") if "memo" in metrics else None,
         )
@@ -159,6 +208,8 @@ def main(argv: list[str] | None = None) -> int:
         "n_real": int(real.shape[0]),
         "metrics": values,
     }
+    if isinstance(feature, ProgressFeatures):
+        feature.close()
     write_json(out, record)
     json.dump(values, sys.stdout, indent=2, sort_keys=True)
     print()

@@ -19,6 +19,7 @@ from torch import Tensor, nn
 from gan_init.networks.progressive import NoiseGenerator, ProgressiveDiscriminator
 from gan_init.nn.blocks import downsample2x, upsample2x
 from gan_init.seeding import step_generator
+from gan_init.speed import is_logging_step
 
 CHECKPOINT_FORMAT = 1
 # Checkpoint key of the seed of the training streams (latents, gradient-penalty mixing).
@@ -60,9 +61,10 @@ def real_at(images: Tensor, resolution: int, alpha: float | Tensor) -> Tensor:
         )
     while images.shape[-1] > resolution:
         images = downsample2x(images)
-    alpha = torch.as_tensor(alpha, dtype=images.dtype, device=images.device)
-    if float(alpha) >= 1.0:
+    # A Python float (the training step passes one) decides without a device sync.
+    if (alpha if isinstance(alpha, float | int) else float(alpha)) >= 1.0:
         return images
+    alpha = torch.as_tensor(alpha, dtype=images.dtype, device=images.device)
     lower = upsample2x(downsample2x(images), "nearest")
     return torch.lerp(lower, images, alpha)
 
@@ -113,10 +115,11 @@ def lr_param_groups(
 
 def _grad_norm(params: list[nn.Parameter]) -> Tensor:
     """Total L2 norm of the gradients (before the optimizer step)."""
-    grads = [p.grad.detach().flatten() for p in params if p.grad is not None]
+    grads = [p.grad.detach() for p in params if p.grad is not None]
     if not grads:
         return torch.zeros(())
-    return torch.cat(grads).norm(2)
+    # Per-tensor norms in one fused call, no concatenated copy of every gradient.
+    return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads, 2.0)), 2)
 
 
 class ProgressiveGAN(LightningModule):
@@ -290,12 +293,14 @@ class ProgressiveGAN(LightningModule):
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         opt_g, opt_d = self.optimizers()
         images = batch["image"]
-        real = real_at(images, self.resolution, self.generator.alpha)
+        real = real_at(images, self.resolution, self.alpha)
         stats = self._d_step(real, opt_d)
         stats |= self._g_step(images.shape[0], opt_g)
         self.images_shown_ += images.shape[0] * self.trainer.world_size
         for name, value in stats.items():
             self.log(f"train/{name}", value.detach(), prog_bar=name in ("loss_g", "loss_d"))
+        if not is_logging_step(self):
+            return  # the progress values read device buffers (a sync): only when written
         progress = {
             "images_shown": float(self.images_shown),
             "level": float(self.level),

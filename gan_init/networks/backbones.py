@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 import torch
 from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
 
 from gan_init.nn.blocks import ConvBlock, ResidualBlock, UpStage
 from gan_init.nn.layers import (
@@ -149,15 +150,22 @@ class Encoder(nn.Module):
 
 
 class Trunk(nn.Module):
-    """Residual blocks at the bottleneck: ``blocks.0 .. blocks.{n-1}``. Shape-preserving."""
+    """Residual blocks at the bottleneck: ``blocks.0 .. blocks.{n-1}``. Shape-preserving.
+
+    ``checkpointing = True`` (``SpeedOptions(checkpoint_trunk=True)``): while gradients are on,
+    each block's activations are recomputed in the backward pass instead of stored
+    (``torch.utils.checkpoint``), trading one more trunk forward for the trunk's activations.
+    """
 
     def __init__(self, blocks: list[nn.Module]) -> None:
         super().__init__()
         self.blocks = nn.ModuleList(blocks)
+        self.checkpointing = False
 
     def forward(self, x: Tensor) -> Tensor:
+        recompute = self.checkpointing and torch.is_grad_enabled()
         for block in self.blocks:
-            x = block(x)
+            x = checkpoint(block, x, use_reentrant=False) if recompute else block(x)
         return x
 
 
