@@ -114,8 +114,16 @@ class GanInitCLI(LightningCLI):
                 check_strategy(str(strategy))
             except ValueError as err:
                 raise UsageError(f"--{err}") from None
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        if config.trainer.get("enable_progress_bar") is False:
+            # Lightning refuses a progress-bar callback with the bar off: the user asked for none.
+            config.trainer.callbacks = [
+                cb
+                for cb in config.trainer.get("callbacks") or []
+                if not str(getattr(cb, "class_path", "")).endswith("TrainingProgress")
+            ]
         if self.subcommand == "fit":
-            self.run_dir = self._place_run(self.config[self.subcommand])
+            self.run_dir = self._place_run(config)
 
     def _place_run(self, config: Any) -> Path | None:
         """Send everything the run writes (loggers, checkpoints) into one folder, the run's: the

@@ -30,6 +30,7 @@ def logged_config(tmp_path: Path) -> str:
     config = yaml.safe_load(Path(path).read_text())
     config["trainer"].update(
         enable_checkpointing=True, log_every_n_steps=1, max_steps=2,
+        default_root_dir=str(tmp_path / "run"),  # the run folder: logs and checkpoints follow it
         logger={"class_path": "pytorch_lightning.loggers.CSVLogger",
                 "init_args": {"save_dir": str(tmp_path / "run"), "name": "csv", "version": ""}},
         callbacks=[{"class_path": "pytorch_lightning.callbacks.ModelCheckpoint",
@@ -49,7 +50,7 @@ def test_resume_sets_the_earlier_metrics_aside_instead_of_losing_them(tmp_path):
     GanInitCLI(args=["fit", "--config", config])
     first = rows(tmp_path / "run" / "csv" / "metrics.csv")
     assert first
-    last = tmp_path / "ckpt" / "last.ckpt"
+    last = tmp_path / "run" / "checkpoints" / "last.ckpt"
     GanInitCLI(
         args=["fit", "--config", config, "--trainer.max_steps", "4", "--ckpt_path", str(last)]
     )

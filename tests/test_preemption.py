@@ -194,7 +194,11 @@ def test_a_bad_source_is_one_line_before_any_setup(tmp_path, monkeypatch, capsys
     code = cli.main()
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2
-    assert len(err) == 1 and err[0].startswith("gan-init fit: --source") and str(source) in err[0]
+    assert (
+        len(err) == 1
+        and err[0].startswith("gan-init fit: error: --source")
+        and str(source) in err[0]
+    )
     assert sorted(p.name for p in tmp_path.iterdir()) == before  # no run folder, no wandb/
 
 

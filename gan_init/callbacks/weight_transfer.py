@@ -170,13 +170,13 @@ class WeightTransfer(Callback):
         missing, unreadable, wrong-kind, wrong-dims, wrong-width or wrong-size source raises here
         (a ``ValueError`` naming it), before a run starts."""
         source = self._source(pl_module.spatial_dims)
-        self._check_scale(source, pl_module)
         # The freeze length needs the schedule (known at fit start); it cannot make a copy fail.
         plan = make_plan(
             self.init_strategy, pl_module, source, freeze_images=self.freeze_images or 1,
             freeze_from_level=self.freeze_from_level, seed=self._seed(),
         )  # fmt: skip
-        apply_plan(plan, pl_module, check_only=True)
+        apply_plan(plan, pl_module, check_only=True)  # kind, dims and knobs first
+        self._check_scale(source, pl_module)
 
     # ---- hooks ---------------------------------------------------------------------------------
 
