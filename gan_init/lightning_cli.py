@@ -41,6 +41,12 @@ def _load_weights_only(kwargs: dict[str, Any]) -> dict[str, Any]:
     return kwargs
 
 
+def _strategies_help() -> str:
+    from gan_init.transfer.strategies import INIT_STRATEGIES
+
+    return INIT_STRATEGIES.describe()
+
+
 # Shortcut flags of the weight transfer, named as the WeightTransfer arguments they set.
 TRANSFER_FLAGS = (
     "init_strategy", "source", "freeze_images", "freeze_fraction", "allow_scale_mismatch",
@@ -78,8 +84,7 @@ class GanInitCLI(LightningCLI):
         )  # fmt: skip
         parser.add_argument(
             "--init_strategy", type=str | None, default=None,
-            help="noise GAN only: init strategy of WeightTransfer (scratch, cyclegan, "
-            "cyclegan_frozen, cyclegan_g_and_d, cyclegan_untrained, cyclegan_t1_to_t2)",
+            help="noise GAN only: init strategy of WeightTransfer. " + _strategies_help(),
         )  # fmt: skip
         parser.add_argument(
             "--source", type=str | None, default=None,

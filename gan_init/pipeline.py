@@ -300,7 +300,10 @@ def _run_pipeline_locked(
         return previous
 
     start = time.time()
-    source = None if opts.init_strategy == "scratch" else run_cyclegan(opts)
+    from gan_init.transfer.strategies import INIT_STRATEGIES
+
+    strategy = INIT_STRATEGIES.meta(opts.init_strategy)
+    source = run_cyclegan(opts) if strategy["uses_source"] else None
 
     config = resolve_config(
         noise_base, run_dir, seed=opts.seed, run_name=f"{opts.dims}d/{run_dir.name}",
@@ -308,7 +311,7 @@ def _run_pipeline_locked(
     )  # fmt: skip
     generator = config["model"]["init_args"]["generator"].setdefault("init_args", {})
     generator["grow"] = grow
-    if opts.init_strategy == "cyclegan_g_and_d":
+    if strategy["patch_stem_critic"]:
         # D_T1's stem goes into the critic's top block, which must take its shape. The shipped
         # main configs leave it off (measured: a better critic at the top level).
         disc = config["model"]["init_args"]["discriminator"].setdefault("init_args", {})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable, Iterator
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 
@@ -18,11 +18,22 @@ class Registry(Generic[T]):
     >>> BACKBONES.get("resnte")  # KeyError: unknown backbone 'resnte'; did you mean 'resnet'?
     """
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, **defaults: Any) -> None:
         self.kind = kind
         self._items: dict[str, T] = {}
+        self._defaults = defaults
+        self._meta: dict[str, dict[str, Any]] = {}
 
-    def register(self, name: str) -> Callable[[T], T]:
+    def register(self, name: str, **meta: Any) -> Callable[[T], T]:
+        """Register under ``name``, with what other code needs to know about the entry as
+        keyword metadata (keys declared as the registry's defaults; ``meta(name)`` reads them)."""
+        unknown = set(meta) - set(self._defaults)
+        if unknown:
+            raise ValueError(
+                f"{self.kind} {name!r}: unknown metadata {sorted(unknown)}; "
+                f"known: {sorted(self._defaults)}"
+            )
+
         def decorator(obj: T) -> T:
             if name in self._items:
                 raise ValueError(
@@ -30,9 +41,23 @@ class Registry(Generic[T]):
                     "pick another name"
                 )
             self._items[name] = obj
+            self._meta[name] = {**self._defaults, **meta}
             return obj
 
         return decorator
+
+    def meta(self, name: str) -> dict[str, Any]:
+        """The metadata of entry ``name`` (a did-you-mean KeyError for an unknown name)."""
+        self.get(name)
+        return dict(self._meta[name])
+
+    def describe(self) -> str:
+        """``name: first docstring line`` of every entry, for help texts."""
+        lines = []
+        for name in self:
+            doc = (getattr(self._items[name], "__doc__", None) or "").strip().splitlines()
+            lines.append(f"{name}: {doc[0].rstrip('.')}" if doc else name)
+        return "; ".join(lines)
 
     def get(self, name: str) -> T:
         try:

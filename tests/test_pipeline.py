@@ -204,3 +204,28 @@ def test_g_and_d_gets_the_patch_stem_critic_other_strategies_keep_the_config(
         config = load_yaml(Path(summary["run_dir"]) / "config.yaml")
         disc = config["model"]["init_args"]["discriminator"]["init_args"]
         assert disc["patch_stem"] is expected, strategy
+
+
+def test_a_new_strategy_is_a_function_and_a_name_with_its_needs_as_metadata(tmp_path, monkeypatch):
+    """The pipeline asks the registry what a strategy needs (a source, the patch-stem critic);
+    it never tests strategy names."""
+    from gan_init import pipeline
+    from gan_init.transfer import strategies
+
+    registry = strategies.Registry("init strategy", uses_source=True, patch_stem_critic=False)
+    for name in strategies.INIT_STRATEGIES:
+        registry.register(name, **strategies.INIT_STRATEGIES.meta(name))(
+            strategies.INIT_STRATEGIES.get(name)
+        )
+    registry.register("mine", uses_source=False, patch_stem_critic=True)(strategies.scratch)
+    monkeypatch.setattr(strategies, "INIT_STRATEGIES", registry)
+    trained = []
+    monkeypatch.setattr(pipeline, "run_cyclegan", lambda opts: trained.append(opts) or tmp_path)
+    monkeypatch.setattr(pipeline, "_fit", lambda *args, **kwargs: 1)
+    summary = pipeline.run_pipeline(PipelineOptions(init_strategy="mine", runs_dir=str(tmp_path)))
+    config = load_yaml(Path(summary["run_dir"]) / "config.yaml")
+    assert config["model"]["init_args"]["discriminator"]["init_args"]["patch_stem"] is True
+    assert not trained and summary["source"] is None  # no CycleGAN stage for it
+    with pytest.raises(ValueError, match="unknown metadata"):
+        registry.register("typo", patch_stem=True)
+    assert "mine: Random initialization" in registry.describe()

@@ -139,7 +139,7 @@ class WeightTransfer(Callback):
         return int(os.environ.get("PL_GLOBAL_SEED", 0))
 
     def _source(self, spatial_dims: int) -> TransferSource | None:
-        if self.source is None or self.init_strategy == "scratch":
+        if self.source is None or not INIT_STRATEGIES.meta(self.init_strategy)["uses_source"]:
             return None
         return TransferSource(
             self.source, spatial_dims, discriminator_path=self.discriminator_source
@@ -192,8 +192,10 @@ class WeightTransfer(Callback):
         if trainer.ckpt_path is not None:
             self._resume(trainer, pl_module)
             return
-        if self.source is not None and self.init_strategy == "scratch":
-            rank_zero_warn(f"WeightTransfer: init_strategy 'scratch' ignores source={self.source}")
+        if self.source is not None and not INIT_STRATEGIES.meta(self.init_strategy)["uses_source"]:
+            rank_zero_warn(
+                f"WeightTransfer: init_strategy {self.init_strategy!r} ignores source={self.source}"
+            )
         # Every rank reads the same file (or seed), so every rank ends with the same weights.
         source = self._source(pl_module.spatial_dims)
         scale = self._check_scale(source, pl_module, warn=True)

@@ -125,7 +125,13 @@ class StrategyContext:
 
 
 InitStrategy = Callable[[StrategyContext], TransferPlan]
-INIT_STRATEGIES: Registry[InitStrategy] = Registry("init strategy")
+# What the rest of the project needs to know about a strategy is metadata on its entry, so a new
+# strategy touches nothing but this registry:
+#   uses_source: the strategy reads a CycleGAN checkpoint (the pipeline trains stage 1 for it);
+#   patch_stem_critic: it copies D_T1's stem, so the critic's top block takes the PatchGAN shape.
+INIT_STRATEGIES: Registry[InitStrategy] = Registry(
+    "init strategy", uses_source=True, patch_stem_critic=False
+)
 
 
 def first_level_using(generator: NoiseGenerator, part: str) -> int:
@@ -193,7 +199,7 @@ def patch_stem_target(model: ProgressiveGAN, patchgan: nn.Module) -> str:
 # ---- the strategies of DESIGN.md ---------------------------------------------------------------
 
 
-@INIT_STRATEGIES.register("scratch")
+@INIT_STRATEGIES.register("scratch", uses_source=False)
 def scratch(ctx: StrategyContext) -> TransferPlan:
     """Random initialization: the baseline; nothing is copied."""
     return TransferPlan()
@@ -218,7 +224,7 @@ def cyclegan_frozen(ctx: StrategyContext) -> TransferPlan:
     )
 
 
-@INIT_STRATEGIES.register("cyclegan_g_and_d")
+@INIT_STRATEGIES.register("cyclegan_g_and_d", patch_stem_critic=True)
 def cyclegan_g_and_d(ctx: StrategyContext) -> TransferPlan:
     """As ``cyclegan``, plus the T1 PatchGAN's stem into the progressive discriminator's
     highest-resolution block (``patch_stem=True``: the same 4x4 stride-2 convolution; the layers
