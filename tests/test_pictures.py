@@ -132,7 +132,7 @@ def test_noise_gan_logs_labelled_sample_grids_per_level(tmp_path, spatial_dims):
     names = sorted(p.name for p in (tmp_path / "lightning_logs").rglob("images/*.png"))
     assert names == [f"samples_{n:09d}.png" for n in (4, 8, 12)], names
     assert [key for key, _, _ in logged] == ["samples"] * 3
-    assert logged[0][2] == "level 1, 8 px, 4 images shown", logged
+    assert logged[0][2] == "level 2/2, 8 px, 4 images shown", logged
     picture = png(samples.written[-1])
     assert picture.shape == logged[-1][1]
     assert picture.shape[0] >= 2 * 128 and picture.shape[1] >= 2 * 2 * 128

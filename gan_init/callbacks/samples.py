@@ -104,7 +104,9 @@ class NoiseSampleGrid(pl.Callback):
         side = pl_module.resolution
         dims = "x".join([str(side)] * (fake.dim() - 2))
         caption = [
-            f"level {pl_module.level} ({dims}), fade-in alpha {pl_module.alpha:.2f}, "
+            # Levels counted from 1, as the progress lines count them.
+            f"level {pl_module.level + 1}/{pl_module.generator.n_levels} ({dims}), "
+            f"fade-in alpha {pl_module.alpha:.2f}, "
             f"{pl_module.images_shown:,} images shown" + (f" ({note})" if note else "")
         ]
         ncols = None if fake.dim() == 4 else 1  # 3D: one montage per row
@@ -124,7 +126,10 @@ class NoiseSampleGrid(pl.Callback):
         shown = pl_module.images_shown
         self._logged_at = shown
         self.written.append(save_png(picture, log_dir / "images" / f"samples_{shown:09d}.png"))
-        caption = f"level {pl_module.level}, {pl_module.resolution} px, {shown} images shown"
+        caption = (
+            f"level {pl_module.level + 1}/{pl_module.generator.n_levels}, "
+            f"{pl_module.resolution} px, {shown} images shown"
+        )
         wandb_loggers = _wandb_loggers(trainer)
         for logger in trainer.loggers:
             if logger in wandb_loggers:
