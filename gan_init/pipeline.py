@@ -129,6 +129,11 @@ def resolve_config(
             args.update(save_dir=str(run_dir), name="csv", version="")
         elif "save_dir" in args:
             args["save_dir"] = str(run_dir)
+    data = config.get("data") or {}
+    if str(data.get("class_path", "")).endswith("NiftiFolderDataModule"):
+        # Folder data: CycleGAN training, noise-GAN training and evaluation on disjoint subjects
+        # unless the config says otherwise (the run records who went where, subjects.json).
+        data.setdefault("init_args", {}).setdefault("roles", True)
     for callback in trainer.get("callbacks") or []:
         if isinstance(callback, dict) and str(callback.get("class_path", "")).endswith(
             "ModelCheckpoint"

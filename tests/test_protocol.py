@@ -125,6 +125,25 @@ def test_configs_do_not_pin_the_data_stream(path):
     assert "seed" not in load_yaml(path)["data"]["init_args"]
 
 
+def test_pipeline_gives_folder_data_disjoint_subject_roles(tmp_path):
+    from gan_init.pipeline import resolve_config
+
+    config = load_yaml(CONFIGS / "noise_2d.yaml")
+    config["data"] = {
+        "class_path": "data_modules.NiftiFolderDataModule",
+        "init_args": {"root": "x"},
+    }
+    resolved = resolve_config(config, tmp_path, seed=1, run_name="r", group="g")
+    assert resolved["data"]["init_args"]["roles"] is True
+    config["data"]["init_args"]["roles"] = False  # the user's choice stands
+    assert (
+        resolve_config(config, tmp_path, seed=1, run_name="r", group="g")["data"]["init_args"][
+            "roles"
+        ]
+        is False
+    )
+
+
 # ---- each sweep's first combination, end to end, at CPU size ------------------------------------
 
 

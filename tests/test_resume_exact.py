@@ -159,3 +159,68 @@ def test_killed_and_resumed_run_ends_with_the_uninterrupted_weights(tmp_path, st
     assert_same_state(final, resumed)
     if stage == "noise":
         assert any(k.startswith("generator_ema.") for k in final)
+
+
+PIPELINE_HELPERS = HELPERS + textwrap.dedent(
+    """
+
+    class KillPipelineAfterStep(Callback):
+        # SIGKILL to the `gan-init pipeline` that started this trainer (no clean-up there); the
+        # trainer gets SIGTERM from the kernel (parent-death signal) and saves before it exits.
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            at = os.environ.get("KILL_PIPELINE_AT_STEP")
+            if at is not None and trainer.global_step >= int(at):
+                os.environ.pop("KILL_PIPELINE_AT_STEP")
+                os.kill(os.getppid(), signal.SIGKILL)
+    """
+)
+
+
+def test_a_pipeline_killed_mid_run_and_started_again_ends_with_the_uninterrupted_weights(tmp_path):
+    """Through `gan-init pipeline`: SIGKILL to the pipeline mid noise-GAN run; its trainer saves
+    on the parent-death signal; the same command again resumes and ends bit-identical."""
+    from filelock import FileLock
+    from tiny_configs import shrink
+
+    (tmp_path / "resume_helpers.py").write_text(PIPELINE_HELPERS)
+    cyc = shrink(load_yaml(CONFIGS / "cyclegan_2d.yaml"), 16)
+    noise = shrink(load_yaml(CONFIGS / "noise_2d.yaml"), 16)
+    keep = ("ProgressiveSchedule", "EMA", "TransferDiagnostics", "ModelCheckpoint")
+    callbacks = [cb for cb in noise["trainer"]["callbacks"] if cb["class_path"].endswith(keep)]
+    for cb in callbacks:
+        if cb["class_path"].endswith("TransferDiagnostics"):
+            cb["init_args"].update(every_n_images=8, n_latents=4)
+    noise["trainer"]["callbacks"] = [
+        *callbacks,
+        {"class_path": "resume_helpers.KillPipelineAfterStep"},
+        {"class_path": "resume_helpers.SaveFinalState"},
+    ]
+    noise["data"]["init_args"].update(num_workers=0, samples_per_epoch=8)
+    paths = tmp_path / "cyc.yaml", tmp_path / "noise.yaml"
+    for path, config in zip(paths, (cyc, noise)):
+        path.write_text(yaml.safe_dump(config))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KILL_")}
+    env.update(PYTHONPATH=os.pathsep.join([str(REPO), str(tmp_path)]), WANDB_MODE="disabled")
+    env["OMP_NUM_THREADS"] = "1"
+    runs = tmp_path / "runs"
+
+    def pipeline(name: str, **extra_env: str) -> int:
+        cmd = [sys.executable, "-m", "gan_init", "pipeline", "--dims", "2", "--grow", "stem",
+               "--cyclegan_config", str(paths[0]), "--noise_config", str(paths[1]),
+               "--runs_dir", str(runs), "--name", name, "--n_samples", "2"]  # fmt: skip
+        done = subprocess.run(cmd, cwd=REPO, env={**env, **extra_env}, capture_output=True,
+                              text=True, timeout=600)  # fmt: skip
+        assert done.returncode in (0, -signal.SIGKILL), done.stdout[-3000:] + done.stderr[-3000:]
+        return done.returncode
+
+    assert pipeline("straight") == 0
+    assert pipeline("killed", KILL_PIPELINE_AT_STEP="10") == -signal.SIGKILL
+    killed = runs / "noise" / "killed"
+    # The orphaned trainer saves and exits (it holds its checkpoint folder's lock until then).
+    FileLock(killed / ".checkpoints.lock").acquire(timeout=120)
+    assert (killed / "checkpoints" / "last.ckpt").is_file() and not (killed / "final.pt").exists()
+    assert pipeline("killed") == 0
+    assert_same_state(
+        torch.load(runs / "noise" / "straight" / "final.pt", weights_only=True),
+        torch.load(killed / "final.pt", weights_only=True),
+    )
