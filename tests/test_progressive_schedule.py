@@ -124,6 +124,7 @@ def make_trainer(tmp_path, callbacks, max_steps):
         max_steps=max_steps, callbacks=callbacks, logger=False, enable_progress_bar=False,
         enable_model_summary=False, accelerator="cpu", devices=1, default_root_dir=tmp_path,
         reload_dataloaders_every_n_epochs=1, num_sanity_val_steps=0,
+        log_every_n_steps=1,  # progress/* is logged on logging steps only (it costs a sync)
     )  # fmt: skip
 
 
