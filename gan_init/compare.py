@@ -81,8 +81,8 @@ def comparison_figure(summaries: list[dict[str, Any]], out: Path) -> Path | None
     import matplotlib.pyplot as plt
 
     curves = [read_run_curves(Path(s["run_dir"])) for s in summaries]
-    keys = [k for k in _metric_order(summaries) if any(len(c.get(k, ((),))[0]) > 1 for c in curves)]
-    keys = keys[:3]
+    # Quality metrics only (not eval/resolution, the floor or per-level SWD), when they are curves.
+    keys = [k for k in FIRST if any(len(c.get(k, ((),))[0]) > 1 for c in curves)][:3]
     samples = []
     for s in summaries:
         pngs = sorted(Path(s["samples"]).glob("*.png")) if s.get("samples") else []
