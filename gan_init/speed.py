@@ -125,7 +125,6 @@ def apply_speed_options(
     compile: bool = False,
     tf32: bool = False,
     checkpoint_trunk: bool = False,
-    fp32_output: bool = True,
     device: torch.device | str = "cpu",
 ) -> dict[str, bool]:
     """Apply the options to each network of ``networks`` (name -> module, in place). Returns
@@ -143,8 +142,6 @@ def apply_speed_options(
                     module.checkpointing = True
         if channels_last:
             to_channels_last(net, spatial_dims)
-        if fp32_output:
-            fp32_outputs(net)
         compiled[name] = compile_network(net, name, device) if compile else False
     return compiled
 

@@ -160,3 +160,28 @@ def test_memory_estimate_extrapolates_and_checkpointing_saves(d, tmp_path, capsy
     path.write_text(__import__("yaml").safe_dump(config))
     assert memory.main(["--config", str(path)]) == 0
     assert "peak ~" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("d", [2, 3])
+def test_noise_gan_is_fp32_at_its_outputs_under_bf16_autocast(d):
+    """trainer.precision: bf16-mixed without SpeedOptions (the GPU configs): the generator's
+    fade-in image and the critic's scores come out fp32, so the gradient penalty's interpolation
+    of real (fp32) and fake images runs (it failed with a dtype error before)."""
+    from gan_init.models import ProgressiveGAN
+    from gan_init.networks import NoiseGenerator
+
+    torch.manual_seed(0)
+    spec = BackboneSpec(spatial_dims=d, base_width=4, n_down=1, n_blocks=1, norm="pixel")
+    size = SIZE[d]
+    g = NoiseGenerator(spec, image_size=size, latent_dim=8, grow="full", start_resolution=2)
+    critic = ProgressiveDiscriminator(d, 1, size, min_resolution=2, base_width=4)
+    model = ProgressiveGAN(g, critic)
+    model.set_progress(1, 0.5)  # fading in: the blend of two levels
+    real = torch.randn(2, 1, *(g.resolution,) * d)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        fake = model.generator(torch.randn(2, 8))
+        scores = model.discriminator(fake)
+        gp = gradient_penalty(model.discriminator, real, fake)
+    assert fake.dtype == scores.dtype == gp.dtype == torch.float32
+    gp.backward()
+    assert torch.isfinite(gp)

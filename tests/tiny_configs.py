@@ -11,8 +11,10 @@ def shrink(config: dict[str, Any], size: int) -> dict[str, Any]:
     """A shipped config at CPU-test size: the same callbacks and structure, tiny everything."""
     config = copy.deepcopy(config)
     trainer = config["trainer"]
+    # bf16-mixed runs on the CPU too (the GPU configs use it), so it is kept; fp16 is CUDA-only.
+    precision = "bf16-mixed" if "bf16" in str(trainer.get("precision", "")) else "32-true"
     trainer.update(
-        accelerator="cpu", devices=1, strategy="auto", precision="32-true",
+        accelerator="cpu", devices=1, strategy="auto", precision=precision,
         log_every_n_steps=1, enable_progress_bar=False,
     )  # fmt: skip
     trainer["logger"] = [lg for lg in trainer["logger"] if lg["class_path"].endswith("CSVLogger")]

@@ -42,8 +42,6 @@ class SpeedOptions(Callback):
         tf32: TF32 matmuls/convolutions on CUDA (no effect on the CPU).
         checkpoint_trunk: recompute the generator trunk's activations in the backward pass
             (``torch.utils.checkpoint``): less memory for 3D at GPU scale, some more time.
-        fp32_outputs: network outputs in fp32 under bf16 autocast, so the losses and the
-            gradient penalty are computed in fp32.
     """
 
     def __init__(
@@ -52,13 +50,11 @@ class SpeedOptions(Callback):
         compile: bool = False,
         tf32: bool = True,
         checkpoint_trunk: bool = False,
-        fp32_outputs: bool = True,
     ) -> None:
         self.channels_last = channels_last
         self.compile = compile
         self.tf32 = tf32
         self.checkpoint_trunk = checkpoint_trunk
-        self.fp32_outputs = fp32_outputs
         self.compiled: dict[str, bool] = {}
         self._applied = False
 
@@ -73,7 +69,6 @@ class SpeedOptions(Callback):
             compile=self.compile,
             tf32=self.tf32,
             checkpoint_trunk=self.checkpoint_trunk,
-            fp32_output=self.fp32_outputs,
             device=trainer.strategy.root_device,
         )
         rank_zero_info(

@@ -139,7 +139,7 @@ def estimate(config: dict[str, Any], checkpoint_trunk: bool = False) -> dict[str
             raise
         if checkpoint_trunk:
             nets = {n: m for n, m in model.named_children() if n != "generator_ema"}
-            apply_speed_options(nets, d, checkpoint_trunk=True, fp32_output=False)
+            apply_speed_options(nets, d, checkpoint_trunk=True)
         small[s] = saved_activations(model, 1, s)
     # saved = a + b * voxels (a: weights and other per-step constants autograd keeps), fitted
     # on the two larger sides, checked on the smallest, applied to batch x the config's voxels.

@@ -25,6 +25,7 @@ from torchmetrics.regression import MeanAbsoluteError
 from gan_init.networks.cyclegan import CycleGANGenerator, PatchGANDiscriminator
 from gan_init.nn.layers import init_weights
 from gan_init.seeding import step_generator
+from gan_init.speed import fp32_outputs
 from gan_init.transfer.checkpoints import METADATA_FORMAT, METADATA_KEY
 from gan_init.visualize import AXIS_INDEX
 
@@ -145,9 +146,10 @@ class CycleGAN(pl.LightningModule):
         self.g_t1_to_t2 = CycleGANGenerator(generator.spec)
         self.d_t1 = discriminator
         self.d_t2 = PatchGANDiscriminator(**discriminator.knobs)
-        if init != "none":
-            for net in (self.g_t2_to_t1, self.g_t1_to_t2, self.d_t1, self.d_t2):
+        for net in (self.g_t2_to_t1, self.g_t1_to_t2, self.d_t1, self.d_t2):
+            if init != "none":
                 init_weights(net, init, init_std)
+            fp32_outputs(net)  # losses in fp32 under bf16 autocast (trainer.precision: bf16-mixed)
         self.pool_t1 = ImagePool(pool_size)  # fake T1 images shown to d_t1
         self.pool_t2 = ImagePool(pool_size)
         # Seed of the pools' choices (the run's seed: LightningCLI seeds before building the

@@ -19,7 +19,7 @@ from torch import Tensor, nn
 from gan_init.networks.progressive import NoiseGenerator, ProgressiveDiscriminator
 from gan_init.nn.blocks import downsample2x, upsample2x
 from gan_init.seeding import step_generator
-from gan_init.speed import is_logging_step
+from gan_init.speed import fp32_outputs, is_logging_step
 
 CHECKPOINT_FORMAT = 1
 # Checkpoint key of the seed of the training streams (latents, gradient-penalty mixing).
@@ -162,8 +162,10 @@ class ProgressiveGAN(LightningModule):
                 f"{discriminator.resolutions}) does not cover the generator (spatial_dims="
                 f"{generator.spatial_dims}, resolutions {generator.resolutions}); missing {missing}"
             )
-        self.generator = generator
-        self.discriminator = discriminator
+        # Outputs in fp32 under bf16 autocast (trainer.precision: bf16-mixed): the losses, the
+        # critic's scores and the gradient penalty are computed in fp32.
+        self.generator = fp32_outputs(generator)
+        self.discriminator = fp32_outputs(discriminator)
         self.lr_mult = check_lr_mult(self, lr_mult or {})
         # The EMA copy of G (Karras et al. 2018, sec. 4.1 / appendix A.1) is part of the
         # state_dict, so checkpoints carry it; the EMA callback updates it.

@@ -351,7 +351,8 @@ class NoiseGenerator(_ProgressState):
             return self.image_at(z, level)
         previous, current = self._images(z, level, both=True)
         # Fade-in (Karras et al. 2018, fig. 2b): blend the upsampled previous level's image.
-        return torch.lerp(upsample2x(previous, "nearest"), current, alpha.to(current.dtype))
+        previous = upsample2x(previous, "nearest").to(current.dtype)  # may differ under autocast
+        return torch.lerp(previous, current, alpha.to(current.dtype))
 
 
 class MinibatchStd(nn.Module):
@@ -537,7 +538,9 @@ class ProgressiveDiscriminator(_ProgressState):
                 # Fade-in (Karras et al. 2018, fig. 2b): the new block's output against the
                 # previous level's from_image on the downsampled image.
                 skip = self._from_image(downsample2x(x), r // 2)
-                h = torch.lerp(skip, h, alpha.to(h.dtype))
+                h = torch.lerp(
+                    skip.to(h.dtype), h, alpha.to(h.dtype)
+                )  # dtypes differ under autocast
             for lower in reversed(self.resolutions[1:level]):
                 h = self.blocks[f"b{lower}"](h)
         return self.final(h)
