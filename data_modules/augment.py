@@ -21,8 +21,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-_LINEAR = {2: "bilinear", 3: "trilinear"}
-_AVG_POOL = {2: F.avg_pool2d, 3: F.avg_pool3d}
+from gan_init.nn.ops import AVG_POOL, LINEAR_MODE
 
 
 @dataclass(frozen=True)
@@ -116,12 +115,12 @@ def random_grid(
         # blur runs on a 4x finer grid than the control points, not at full size (10x cheaper
         # in 3D), and a last linear upsampling is smooth at the image's scale.
         fine = [4 * (p - 1) + 1] * d
-        field = F.interpolate(coarse, size=fine, mode=_LINEAR[d], align_corners=True)
+        field = F.interpolate(coarse, size=fine, mode=LINEAR_MODE[d], align_corners=True)
         for axis in range(d):  # separable: d passes of 5 taps instead of 5^d
             k = tuple(5 if a == axis else 1 for a in range(d))
             pad = tuple(2 if a == axis else 0 for a in range(d))
-            field = _AVG_POOL[d](field, k, stride=1, padding=pad, count_include_pad=False)
-        field = F.interpolate(field, size=shape, mode=_LINEAR[d], align_corners=True)
+            field = AVG_POOL[d](field, k, stride=1, padding=pad, count_include_pad=False)
+        field = F.interpolate(field, size=shape, mode=LINEAR_MODE[d], align_corners=True)
         grid = grid + field.movedim(1, -1)
     return grid
 

@@ -40,6 +40,7 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 import torch.distributed as dist
+import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from data_modules.augment import Augmentation
@@ -70,6 +71,41 @@ def image_shape_for(spatial_dims: int, size: int | None) -> tuple[int, ...]:
     if size < 4:
         raise ValueError(f"size={size} is too small (at least 4)")
     return (size,) * spatial_dims
+
+
+def check_slice_range(slice_range: tuple[float, float]) -> tuple[float, float]:
+    """``slice_range`` (fractions of an extent, low and high) as floats, checked."""
+    lo, hi = slice_range
+    if not 0 <= lo <= hi <= 1:
+        raise ValueError(f"slice_range={slice_range!r} must satisfy 0 <= low <= high <= 1")
+    return float(lo), float(hi)
+
+
+def mask_extent(mask: np.ndarray | torch.Tensor, axis: int) -> tuple[int, int]:
+    """First and last index along ``axis`` where the 3D boolean ``mask`` has any voxel (the
+    whole axis when it has none)."""
+    others = tuple(a for a in range(3) if a != axis)
+    hit = np.flatnonzero(np.asarray(mask).any(axis=others))
+    return (int(hit[0]), int(hit[-1])) if len(hit) else (0, mask.shape[axis] - 1)
+
+
+def slab_bounds(
+    mask: np.ndarray | torch.Tensor, axis: int, slice_range: tuple[float, float]
+) -> tuple[int, int]:
+    """First and last slice (inclusive) along ``axis`` of the 2D slab: the fraction
+    ``slice_range`` of the extent of ``mask`` (head or brain) along that axis."""
+    lo, hi = mask_extent(mask, axis)
+    first = lo + round(slice_range[0] * (hi - lo))
+    last = max(lo + round(slice_range[1] * (hi - lo)), first)
+    return first, last
+
+
+def upright_slices(slab: torch.Tensor, size: int, **resize: Any) -> torch.Tensor:
+    """Slices ``[N, u, v]`` in RAS+ plane order -> ``[N, size, size]`` in display order: resized
+    (``F.interpolate(..., **resize)``) when not already ``size``, then turned upright."""
+    if tuple(slab.shape[1:]) != (size, size):
+        slab = F.interpolate(slab[:, None], (size, size), **resize)[:, 0]
+    return upright(slab).contiguous()
 
 
 def to_unit(x: torch.Tensor) -> torch.Tensor:

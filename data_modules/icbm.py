@@ -28,7 +28,17 @@ import torch
 import torch.nn.functional as F
 
 from data_modules.augment import Augmentation
-from data_modules.common import AXES, AXIS_INDEX, Bank, T1T2DataModule, image_shape_for, upright
+from data_modules.common import (
+    AXES,
+    AXIS_INDEX,
+    Bank,
+    T1T2DataModule,
+    check_slice_range,
+    image_shape_for,
+    mask_extent,
+    slab_bounds,
+    upright_slices,
+)
 from gan_init.assets import asset_path
 from gan_init.registry import check_choice
 
@@ -106,10 +116,7 @@ class IcbmDataModule(T1T2DataModule):
         self.slices: dict[str, list[int]] = {}
         self.skull_strip = skull_strip
         self.axis = check_choice("axis", axis, AXES)
-        lo, hi = slice_range
-        if not 0 <= lo <= hi <= 1:
-            raise ValueError(f"slice_range={slice_range!r} must satisfy 0 <= low <= high <= 1")
-        self.slice_range = (float(lo), float(hi))
+        self.slice_range = check_slice_range(slice_range)
         if samples_per_epoch < 1 or val_samples < 1:
             raise ValueError("samples_per_epoch and val_samples must be at least 1")
         self.eval_samples = val_samples
@@ -160,12 +167,6 @@ def _normalize(x: np.ndarray, foreground: np.ndarray) -> np.ndarray:
     return np.clip(x / np.percentile(x[foreground], 99.5), 0, 1)
 
 
-def _extent(mask: np.ndarray, axis: int) -> tuple[int, int]:
-    """First and last index along ``axis`` where ``mask`` has any voxel."""
-    hit = np.flatnonzero(mask.any(axis=tuple(a for a in range(3) if a != axis)))
-    return int(hit[0]), int(hit[-1])
-
-
 def _crop(volume: np.ndarray, center: list[int], sizes: list[int]) -> np.ndarray:
     """The box of ``sizes`` around ``center``, zero-padded where it leaves the volume."""
     starts = [c - s // 2 for c, s in zip(center, sizes)]
@@ -194,7 +195,7 @@ def icbm_bank(
     if skull_strip:
         # The brain-extracted templates keep a faint rim outside the mask; clear it.
         t1, t2 = t1 * brain, t2 * brain
-    box = [_extent(head, a) for a in range(3)]
+    box = [mask_extent(head, a) for a in range(3)]
     center = [(lo + hi) // 2 for lo, hi in box]
     extent = [hi - lo + 1 + 2 * _MARGIN_MM for lo, hi in box]
     if spatial_dims == 3:
@@ -208,9 +209,7 @@ def icbm_bank(
     normal = AXIS_INDEX[axis]
     plane = [a for a in range(3) if a != normal]
     side = max(extent[a] for a in plane)
-    lo, hi = _extent(brain, normal)
-    first = lo + round(slice_range[0] * (hi - lo))
-    last = max(lo + round(slice_range[1] * (hi - lo)), first)
+    first, last = slab_bounds(brain, normal, slice_range)
     sizes = [side] * 3
     sizes[normal] = last - first + 1
     center[normal] = first + sizes[normal] // 2
@@ -218,6 +217,5 @@ def icbm_bank(
     for x in (t1, t2):
         slab = torch.from_numpy(np.moveaxis(_crop(x, center, sizes), normal, 0).copy())
         # Area averaging is the right low-pass for a ~3x reduction (no aliasing).
-        slab = F.interpolate(slab[:, None], (size, size), mode="area")[:, 0]
-        out.append(upright(slab).contiguous())
+        out.append(upright_slices(slab, size, mode="area"))
     return Bank(out[0], out[1], ["icbm152"] * out[0].shape[0])

@@ -42,8 +42,10 @@ from data_modules.common import (
     Bank,
     DataError,
     T1T2DataModule,
+    check_slice_range,
+    slab_bounds,
     to_unit,
-    upright,
+    upright_slices,
 )
 from gan_init.assets import cache_dir as default_cache_root
 from gan_init.registry import check_choice
@@ -315,14 +317,23 @@ def _sample_images(x: torch.Tensor, fg: torch.Tensor, prep: Preprocessing) -> to
             ]
         return x[None]
     normal = AXIS_INDEX[prep.axis]
-    hit = torch.nonzero(fg.movedim(normal, 0).flatten(1).any(1))
-    lo, hi = (int(hit[0]), int(hit[-1])) if len(hit) else (0, x.shape[normal] - 1)
-    first = lo + round(prep.slice_range[0] * (hi - lo))
-    last = max(lo + round(prep.slice_range[1] * (hi - lo)), first)
+    first, last = slab_bounds(fg, normal, prep.slice_range)
     slab = x.movedim(normal, 0)[first : last + 1]
-    if slab.shape[-1] != size:
-        slab = F.interpolate(slab[:, None], (size, size), mode="bilinear", antialias=True)[:, 0]
-    return upright(slab).contiguous()
+    return upright_slices(slab, size, mode="bilinear", antialias=True)
+
+
+def _check_split(
+    val_fraction: float, test_fraction: float, roles: bool, cyclegan_fraction: float
+) -> None:
+    """Refuse subject-split options that cannot split (fractions, and roles without val/test)."""
+    if not (0 <= val_fraction < 1 and 0 <= test_fraction < 1):
+        raise ValueError("val_fraction and test_fraction must be in [0, 1)")
+    if not 0 < cyclegan_fraction < 1:
+        raise ValueError(f"cyclegan_fraction={cyclegan_fraction} must be in (0, 1)")
+    if roles and (val_fraction <= 0 or test_fraction <= 0):
+        raise ValueError(
+            "roles need evaluation subjects: val_fraction and test_fraction must be > 0"
+        )
 
 
 class NiftiFolderDataModule(T1T2DataModule):
@@ -422,31 +433,21 @@ class NiftiFolderDataModule(T1T2DataModule):
             raise ValueError("layout='custom' needs t1_pattern and t2_pattern")
         self.mask_pattern = mask_pattern
         fov = float(fov_mm or DEFAULT_FOV_MM[layout])
-        lo, hi = slice_range
-        if not 0 <= lo <= hi <= 1:
-            raise ValueError(f"slice_range={slice_range!r} must satisfy 0 <= low <= high <= 1")
-        if not (0 <= val_fraction < 1 and 0 <= test_fraction < 1):
-            raise ValueError("val_fraction and test_fraction must be in [0, 1)")
+        _check_split(val_fraction, test_fraction, roles, cyclegan_fraction)
         self.prep = Preprocessing(
             spatial_dims=spatial_dims,
             size=self.size,
             spacing=float(spacing or fov / self.size),
             fov_mm=fov,
             axis=check_choice("axis", axis, AXES),
-            slice_range=(float(lo), float(hi)),
+            slice_range=check_slice_range(slice_range),
             percentiles=(float(percentiles[0]), float(percentiles[1])),
         )
         self.val_fraction, self.test_fraction = val_fraction, test_fraction
         self.cache_root = Path(cache_dir).expanduser() if cache_dir else None
         self.skip_bad_subjects = skip_bad_subjects
         self.roles = bool(roles)
-        if not 0 < cyclegan_fraction < 1:
-            raise ValueError(f"cyclegan_fraction={cyclegan_fraction} must be in (0, 1)")
         self.cyclegan_fraction = float(cyclegan_fraction)
-        if self.roles and (val_fraction <= 0 or test_fraction <= 0):
-            raise ValueError(
-                "roles need evaluation subjects: val_fraction and test_fraction must be > 0"
-            )
         self.manifest: dict = {}
         self.assignment: dict[str, list[str]] = {}
         """Subjects per split/role (``train``/``val``/``test``, or with roles ``cyclegan``/

@@ -21,10 +21,12 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor, nn
 
+from gan_init.nn.ops import CHANNELS_LAST
+
 
 def memory_format(spatial_dims: int) -> torch.memory_format:
     """The channels-last format of ``spatial_dims``-D images: NHWC (2D) or NDHWC (3D)."""
-    return {2: torch.channels_last, 3: torch.channels_last_3d}[spatial_dims]
+    return CHANNELS_LAST[spatial_dims]
 
 
 def to_channels_last(net: nn.Module, spatial_dims: int) -> nn.Module:

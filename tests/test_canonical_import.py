@@ -2,7 +2,7 @@
 
 The reference networks below are written exactly as the reference code builds them
 (``networks.ResnetGenerator`` / ``NLayerDiscriminator`` with instance norm), so their
-``state_dict`` keys are the canonical ones of ``interop/cyclegan_reference_keys.md``.
+``state_dict`` keys are the canonical ones (the table in ``gan_init/transfer/canonical.py``).
 """
 
 import io

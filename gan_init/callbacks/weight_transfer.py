@@ -1,4 +1,5 @@
-"""Start the noise GAN from a CycleGAN: the weight-transfer callback (DESIGN.md, "Init strategies").
+"""Start the noise GAN from a CycleGAN: the weight-transfer callback (docs/architecture.md,
+"Init strategies").
 
 At fit start the init strategy's tensors are copied into the ``ProgressiveGAN`` (strictly, as
 effective weights), the EMA generator restarts from them, and a summary (per part: tensors and

@@ -27,6 +27,7 @@ from torch import Tensor, nn
 
 from gan_init import visualize
 from gan_init.commands.args import Parser
+from gan_init.nn.ops import LINEAR_MODE
 from gan_init.transfer.load import checkpoint_info, load_cyclegan_generator
 
 DEFAULT_PERCENTILES = (0.5, 99.5)
@@ -77,7 +78,7 @@ def percentile_unscale(data: np.ndarray, lo_hi: tuple[float, float]) -> np.ndarr
 def _resize(x: Tensor, size: Sequence[int]) -> Tensor:
     if tuple(x.shape[2:]) == tuple(size):
         return x
-    mode = "bilinear" if x.dim() == 4 else "trilinear"
+    mode = LINEAR_MODE[x.dim() - 2]
     return F.interpolate(x, size=tuple(size), mode=mode, align_corners=False)
 
 

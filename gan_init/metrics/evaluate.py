@@ -9,11 +9,13 @@ at ``compute()``, so every rank returns the values for the pooled sets.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import Tensor, nn
+from torchmetrics import Metric
 from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.kid import KernelInceptionDistance
 
@@ -23,9 +25,6 @@ from gan_init.metrics.memorization import Memorization, save_closest_pairs
 from gan_init.metrics.precision_recall import PrecisionRecall
 from gan_init.metrics.swd import SlicedWassersteinDistance
 from gan_init.registry import check_choice
-
-ALL_METRICS = ("swd", "fid", "kid", "pr", "msssim", "memo")
-FEATURE_METRICS = ("fid", "kid", "pr")
 
 
 @torch.no_grad()
@@ -37,6 +36,82 @@ def extract_features(extractor: nn.Module, images: Tensor, batch_size: int = 64)
 def _world_size() -> int:
     dist = torch.distributed
     return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
+@dataclass
+class _Setup:
+    """What the metrics of one ``evaluate_samples`` call are built and read with."""
+
+    seed: int
+    kid_subset_size: int
+    train: Tensor | None
+    extractor: nn.Module | None
+    pairs_path: str | Path | None
+    identity: nn.Module | None = None  # features are computed once, then passed through
+    n_pairs: int = 0  # min(#fake, #real) features on this rank
+
+
+def _read_all(metric: Metric, setup: _Setup) -> dict[str, float]:
+    return {k: float(v) for k, v in metric.compute().items()}
+
+
+@dataclass(frozen=True)
+class MetricEntry:
+    """One metric: what it is updated with, how it is built, and how its values are read.
+
+    ``inputs``: ``images`` (``[N, C, *S]``) or ``features`` (``[N, F]``, extracted once and
+    shared by every feature metric). ``build(setup)`` returns a torchmetrics ``Metric`` updated
+    with the real set (``real=True``) and the generated set (``real=False``); ``read(metric,
+    setup)`` computes it as ``{key: float}``.
+    """
+
+    inputs: str
+    build: Callable[[_Setup], Metric]
+    read: Callable[[Metric, _Setup], dict[str, float]] = _read_all
+
+
+def _build_kid(setup: _Setup) -> Metric:
+    n_min = setup.n_pairs * _world_size()
+    # Subsets of the whole set would all be the same set (a std of 0 that says nothing):
+    # with few samples, draw half of them per subset so kid_std measures the spread.
+    subset = min(setup.kid_subset_size, max(2, n_min // 2))
+    with warnings.catch_warnings():  # its note that it keeps all features: we know
+        warnings.simplefilter("ignore", UserWarning)
+        return KernelInceptionDistance(feature=setup.identity, subset_size=subset)
+
+
+def _read_kid(kid: Metric, setup: _Setup) -> dict[str, float]:
+    # torchmetrics draws the KID subsets from the global RNG: seed it, leave it as it was.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(setup.seed)
+        kid_mean, kid_std = kid.compute()
+    return {"kid": float(kid_mean), "kid_std": float(kid_std)}
+
+
+def _read_memo(memo: Metric, setup: _Setup) -> dict[str, float]:
+    out = _read_all(memo, setup)
+    if setup.pairs_path is not None:
+        save_closest_pairs(memo.generated, setup.train, memo.closest, setup.pairs_path)
+    return out
+
+
+# Output keys come in this order, whatever the order of the ``metrics`` asked for.
+METRICS: dict[str, MetricEntry] = {
+    "swd": MetricEntry("images", lambda setup: SlicedWassersteinDistance(seed=setup.seed)),
+    "fid": MetricEntry(
+        "features",
+        lambda setup: FrechetInceptionDistance(feature=setup.identity),
+        lambda fid, setup: {"fid": float(fid.compute())},
+    ),
+    "kid": MetricEntry("features", _build_kid, _read_kid),
+    "pr": MetricEntry("features", lambda setup: PrecisionRecall(feature=setup.identity)),
+    "msssim": MetricEntry("images", lambda setup: MSSSIMDiversity(seed=setup.seed)),
+    "memo": MetricEntry(
+        "images", lambda setup: Memorization(setup.train, feature=setup.extractor), _read_memo
+    ),
+}
+ALL_METRICS = tuple(METRICS)
+FEATURE_METRICS = tuple(name for name, entry in METRICS.items() if entry.inputs == "features")
 
 
 @torch.no_grad()
@@ -70,64 +145,30 @@ def evaluate_samples(
             f"generated samples {tuple(fake.shape[1:])} and real images {tuple(real.shape[1:])} "
             "differ in shape; resize the real set to the generator's resolution first"
         )
-    spatial_dims = fake.dim() - 2
-    out: dict[str, float] = {}
-    device = fake.device
-
-    if "swd" in metrics:
-        swd = SlicedWassersteinDistance(seed=seed).to(device)
-        swd.update(real, real=True)
-        swd.update(fake, real=False)
-        out |= {k: float(v) for k, v in swd.compute().items()}
-
+    if "memo" in metrics and train is None:
+        raise ValueError("the memorization metric needs training images (train=...)")
+    wanted = [name for name in METRICS if name in metrics]
+    needs_features = any(METRICS[name].inputs == "features" for name in wanted)
     extractor: nn.Module | None = None
-    if any(m in metrics for m in FEATURE_METRICS) or ("memo" in metrics and feature is not None):
-        extractor = load_feature_extractor(feature, spatial_dims, image_shape=tuple(fake.shape[1:]))
-        extractor = extractor.to(device).eval()
-
-    if any(m in metrics for m in FEATURE_METRICS):
+    if needs_features or ("memo" in wanted and feature is not None):
+        image_shape = tuple(fake.shape[1:])
+        extractor = load_feature_extractor(feature, fake.dim() - 2, image_shape=image_shape)
+        extractor = extractor.to(fake.device).eval()
+    setup = _Setup(seed, kid_subset_size, train, extractor, pairs_path)
+    sets = {"images": (real, fake)}
+    if needs_features:
         fake_f = extract_features(extractor, fake)
         real_f = extract_features(extractor, real) if real_features is None else real_features
-        identity = PrecomputedFeatures(fake_f.shape[1])
-        if "fid" in metrics:
-            fid = FrechetInceptionDistance(feature=identity).to(device)
-            fid.update(real_f, real=True)
-            fid.update(fake_f, real=False)
-            out["fid"] = float(fid.compute())
-        if "kid" in metrics:
-            n_min = min(fake_f.shape[0], real_f.shape[0]) * _world_size()
-            # Subsets of the whole set would all be the same set (a std of 0 that says nothing):
-            # with few samples, draw half of them per subset so kid_std measures the spread.
-            subset = min(kid_subset_size, max(2, n_min // 2))
-            with warnings.catch_warnings():  # its note that it keeps all features: we know
-                warnings.simplefilter("ignore", UserWarning)
-                kid = KernelInceptionDistance(feature=identity, subset_size=subset).to(device)
-            kid.update(real_f, real=True)
-            kid.update(fake_f, real=False)
-            # torchmetrics draws the KID subsets from the global RNG: seed it, leave it as it was.
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(seed)
-                kid_mean, kid_std = kid.compute()
-            out["kid"], out["kid_std"] = float(kid_mean), float(kid_std)
-        if "pr" in metrics:
-            pr = PrecisionRecall(feature=identity).to(device)
-            pr.update(real_f, real=True)
-            pr.update(fake_f, real=False)
-            out |= {k: float(v) for k, v in pr.compute().items()}
+        setup.identity = PrecomputedFeatures(fake_f.shape[1])
+        setup.n_pairs = min(fake_f.shape[0], real_f.shape[0])
+        sets["features"] = (real_f, fake_f)
 
-    if "msssim" in metrics:
-        div = MSSSIMDiversity(seed=seed).to(device)
-        div.update(real, real=True)
-        div.update(fake, real=False)
-        out |= {k: float(v) for k, v in div.compute().items()}
-
-    if "memo" in metrics:
-        if train is None:
-            raise ValueError("the memorization metric needs training images (train=...)")
-        memo = Memorization(train, feature=extractor).to(device)
-        memo.update(real, real=True)
-        memo.update(fake, real=False)
-        out |= {k: float(v) for k, v in memo.compute().items()}
-        if pairs_path is not None:
-            save_closest_pairs(memo.generated, train, memo.closest, pairs_path)
+    out: dict[str, float] = {}
+    for name in wanted:
+        entry = METRICS[name]
+        metric = entry.build(setup).to(fake.device)
+        real_x, fake_x = sets[entry.inputs]
+        metric.update(real_x, real=True)
+        metric.update(fake_x, real=False)
+        out |= entry.read(metric, setup)
     return out

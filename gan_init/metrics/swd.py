@@ -33,13 +33,13 @@ from torch import Tensor
 from torchmetrics import Metric
 from torchmetrics.utilities import dim_zero_cat
 
+from gan_init.nn.ops import CONV
+
 NHOOD_SIZE = 7
 NHOODS_PER_IMAGE = 128
 DIR_REPEATS = 4
 DIRS_PER_REPEAT = 128
 MIN_RESOLUTION = 16
-
-_CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 
 
 def _binomial_kernel(spatial_dims: int, dtype: torch.dtype, device: torch.device) -> Tensor:
@@ -58,7 +58,7 @@ def _blur(x: Tensor, gain: float) -> Tensor:
     dims = x.dim() - 1
     kernel = _binomial_kernel(dims, x.dtype, x.device) * gain
     padded = F.pad(x[:, None], (2, 2) * dims, mode="reflect")
-    return _CONV[dims](padded, kernel)[:, 0]
+    return CONV[dims](padded, kernel)[:, 0]
 
 
 def pyr_down(x: Tensor) -> Tensor:

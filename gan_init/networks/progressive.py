@@ -231,25 +231,38 @@ class NoiseGenerator(_ProgressState):
 
         stem_res = [start_resolution * 2**i for i in range(n_stem)]
         widths = [stem_width or s.bottleneck_width] * (n_stem - 1) + [s.bottleneck_width]
+        self.latent_stem = self._build_latent_stem(stem_res, widths)
+        parts = build_backbone(s)
+        self.trunk = parts.trunk()
+        self.decoder = parts.decoder()
+        self.head = parts.head()
+        self.resolutions, self.to_image = self._build_levels(stem_res, widths)
+        self.n_stem = n_stem
+        self.n_levels = len(self.resolutions)
+        self._init_progress()
+
+    def _build_latent_stem(self, stem_res: list[int], widths: list[int]) -> LatentStem:
+        """Stem block ``b<r>`` of every stem side ``r``, z -> ``widths[i]`` channels at ``r``."""
+        s, n_stem = self.spec, len(stem_res)
 
         def ending(i: int) -> dict[str, nn.Module]:
             # The blocks whose output enters the trunk: every one in stem growth, else the last.
-            feeds_trunk = grow == "stem" or i == n_stem - 1
-            if stem_output != "backbone" or not feeds_trunk:
+            feeds_trunk = self.grow == "stem" or i == n_stem - 1
+            if self.stem_output != "backbone" or not feeds_trunk:
                 return {}
             return {
                 "out_norm": make_norm(s.norm, self.spatial_dims, widths[i]),
                 "out_act": make_activation(s.activation),
             }
 
-        self.latent_stem = LatentStem(
+        return LatentStem(
             {
                 f"b{r}": StemBlock(
                     self.spatial_dims,
-                    latent_dim if i == 0 else widths[i - 1],
+                    self.latent_dim if i == 0 else widths[i - 1],
                     widths[i],
                     first=i == 0,
-                    start_resolution=start_resolution,
+                    start_resolution=self.start_resolution,
                     padding_mode=s.padding,
                     equalized_lr=s.equalized_lr,
                     **ending(i),
@@ -257,34 +270,33 @@ class NoiseGenerator(_ProgressState):
                 for i, r in enumerate(stem_res)
             }
         )
-        parts = build_backbone(s)
-        self.trunk = parts.trunk()
-        self.decoder = parts.decoder()
-        self.head = parts.head()
 
-        # Output side per level, and the to-image head of every level the backbone head is not.
-        if grow == "full":
+    def _build_levels(
+        self, stem_res: list[int], widths: list[int]
+    ) -> tuple[list[int], nn.ModuleDict]:
+        """Output side per level, and the to-image head of every level the backbone head is
+        not (``b<side>``), by growth mode."""
+        s = self.spec
+        if self.grow == "full":
             dec_res = [self.bottleneck_resolution * 2**j for j in range(1, s.n_down + 1)]
-            self.resolutions = stem_res + dec_res
+            resolutions = stem_res + dec_res
             # Every level but the last (which renders through `head`) gets a to-image head on
             # the features it ends with: stem blocks, then decoder stages.
             to_image_widths = (widths + self.decoder.out_widths)[:-1]
-            to_image_res = self.resolutions[:-1]
-        elif grow == "stem":
-            self.resolutions = [r * 2**s.n_down for r in stem_res]
+            to_image_res = resolutions[:-1]
+        elif self.grow == "stem":
+            resolutions = [r * 2**s.n_down for r in stem_res]
             to_image_widths, to_image_res = [], []
         else:
-            self.resolutions = [image_size]
+            resolutions = [self.image_size]
             to_image_widths, to_image_res = [], []
-        self.to_image = nn.ModuleDict(
+        to_image = nn.ModuleDict(
             {
                 f"b{r}": ToImage(self.spatial_dims, w, s.out_channels, s.equalized_lr)
                 for r, w in zip(to_image_res, to_image_widths)
             }
         )
-        self.n_stem = n_stem
-        self.n_levels = len(self.resolutions)
-        self._init_progress()
+        return resolutions, to_image
 
     @property
     def config(self) -> dict[str, Any]:

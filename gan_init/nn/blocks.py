@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gan_init.nn.layers import UPSAMPLES, Conv, make_activation, make_norm
+from gan_init.nn.ops import AVG_POOL, LINEAR_MODE
 from gan_init.registry import check_choice
 
 
@@ -123,10 +124,10 @@ def upsample2x(x: Tensor, mode: str = "nearest") -> Tensor:
     """x2 resize of ``[B, C, *S]`` in any number of spatial dims."""
     if mode == "nearest":
         return F.interpolate(x, scale_factor=2.0, mode="nearest")
-    linear = {1: "linear", 2: "bilinear", 3: "trilinear"}[x.dim() - 2]
+    linear = LINEAR_MODE[x.dim() - 2]
     return F.interpolate(x, scale_factor=2.0, mode=linear, align_corners=False)
 
 
 def downsample2x(x: Tensor) -> Tensor:
     """x2 average-pool of ``[B, C, *S]`` (as Karras et al. downscale images between levels)."""
-    return F.avg_pool3d(x, 2) if x.dim() == 5 else F.avg_pool2d(x, 2)
+    return AVG_POOL[x.dim() - 2](x, 2)

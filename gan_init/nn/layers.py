@@ -15,15 +15,13 @@ import torch.nn.functional as F
 from monai.networks.layers.factories import Norm
 from torch import Tensor, nn
 
+from gan_init.nn.ops import CONV, CONV_TRANSPOSE
 from gan_init.registry import check_choice
 
 PADDINGS = ("reflect", "replicate", "zero")
 NORMS = ("instance", "batch", "pixel", "none")
 ACTIVATIONS = ("relu", "lrelu", "none")
 UPSAMPLES = ("transpose", "nearest", "linear")
-
-_CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
-_CONV_T = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}
 
 
 def check_spatial_dims(spatial_dims: int) -> int:
@@ -105,13 +103,13 @@ class Conv(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         weight = self.effective_weight()
         if self.transposed:
-            fn = _CONV_T[self.spatial_dims]
+            fn = CONV_TRANSPOSE[self.spatial_dims]
             return fn(x, weight, self.bias, self.stride, self.padding, self.output_padding)
         padding = self.padding
         if padding and self.padding_mode != "zero":
             x = F.pad(x, (padding,) * (2 * self.spatial_dims), mode=self.padding_mode)
             padding = 0
-        return _CONV[self.spatial_dims](x, weight, self.bias, self.stride, padding)
+        return CONV[self.spatial_dims](x, weight, self.bias, self.stride, padding)
 
     def extra_repr(self) -> str:
         kind = "transposed, " if self.transposed else ""

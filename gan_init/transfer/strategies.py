@@ -1,4 +1,4 @@
-"""The init-strategy registry: how the noise GAN starts (DESIGN.md, "Init strategies").
+"""The init-strategy registry: how the noise GAN starts (docs/architecture.md, "Init strategies").
 
 A strategy is a function and a name::
 
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from gan_init.networks.progressive import NoiseGenerator
     from gan_init.transfer.transfer import TransferSource
 
-# The parts both generators share (DESIGN.md, "The generator backbone").
+# The parts both generators share (docs/architecture.md, "The generator backbone").
 RENDERER = ("trunk", "decoder", "head")
 
 
@@ -196,7 +196,7 @@ def patch_stem_target(model: ProgressiveGAN, patchgan: nn.Module) -> str:
     return f"discriminator.blocks.b{disc.resolutions[-1]}"
 
 
-# ---- the strategies of DESIGN.md ---------------------------------------------------------------
+# ---- the strategies of docs/architecture.md ----------------------------------------------------
 
 
 @INIT_STRATEGIES.register("scratch", uses_source=False)

@@ -33,7 +33,7 @@ from gan_init.transfer.strategies import (
 )
 
 # Knobs that change how a layer stores its weights, not what it computes: the copy moves
-# effective weights (DESIGN.md, "Where progressive growing meets the transferred part").
+# effective weights (docs/architecture.md, "The generator backbone").
 PARAMETERIZATION_KNOBS = ("equalized_lr",)
 
 # The parts a summary reports, as module paths in the ``ProgressiveGAN``.
