@@ -20,6 +20,7 @@ from gan_init.transfer import (
     load_cyclegan_discriminator,
     load_cyclegan_generator,
 )
+from tests.transfer_helpers import save_cyclegan, tiny_spec
 
 CONV = {2: nn.Conv2d, 3: nn.Conv3d}
 CONV_T = {2: nn.ConvTranspose2d, 3: nn.ConvTranspose3d}
@@ -207,12 +208,35 @@ def test_keys_that_do_not_fit_name_key_and_shapes(tmp_path):
     message = str(err.value)
     assert "encoder.down1.conv.weight" in message
     assert "expected shape (16, 8, 3, 3)" in message and "found shape (16, 8, 5, 5)" in message
+    assert "\n" not in message and message.startswith(f"{tmp_path / 'g.pth'}: ")
+    assert "Fix: only a resnet_<n>blocks generator of pytorch-CycleGAN-and-pix2pix" in message
 
     state = reference_generator().state_dict()
     del state["model.15.bias"]  # up2 sits at 13 + n_blocks
     torch.save(state, tmp_path / "g2.pth")
     with pytest.raises(CheckpointError, match=r"missing key 'decoder\.up2\.conv\.bias'"):
         load_cyclegan_generator(tmp_path / "g2.pth")
+
+
+@pytest.mark.parametrize("spatial_dims", [2, 3])
+def test_project_checkpoint_whose_weights_disagree_with_its_metadata_is_one_named_line(
+    tmp_path, spatial_dims
+):
+    path = tmp_path / "c.ckpt"
+    save_cyclegan(path, tiny_spec(spatial_dims))
+    checkpoint = torch.load(path, weights_only=True)
+    head = checkpoint["state_dict"]["g_t2_to_t1.head.conv.weight"]
+    checkpoint["state_dict"]["g_t2_to_t1.head.conv.weight"] = head[:, :2]
+    del checkpoint["state_dict"]["g_t2_to_t1.head.conv.bias"]
+    torch.save(checkpoint, path)
+    with pytest.raises(CheckpointError) as caught:
+        load_cyclegan_generator(path)
+    message = str(caught.value)
+    assert "\n" not in message and message.startswith(f"{path}: g_t2_to_t1: weights do not fit")
+    assert f"key 'head.conv.weight': expected shape {tuple(head.shape)}, found shape " in message
+    assert "missing key 'head.conv.bias' (expected shape (1,))" in message
+    assert "Fix: the file's weights disagree with its own gan_init metadata" in message
+    assert load_cyclegan_generator(path, "t1_to_t2").spec.spatial_dims == spatial_dims
 
 
 def test_copy_params_checks_everything_before_copying():

@@ -287,8 +287,11 @@ def test_missing_unexpected_key_and_shape_mismatch_are_named_and_nothing_is_copi
                 PartCopy(source, "impostor", "trunk", "generator.trunk"),
             ]
         )
-        with pytest.raises(CheckpointError, match=message):
+        with pytest.raises(CheckpointError, match=message) as caught:
             apply_plan(plan, gan)
+        text = str(caught.value)  # one line: the part, the key, the shapes and the fix
+        assert "\n" not in text and "impostor.trunk -> generator.trunk: " in text
+        assert "nothing was copied" in text and text.endswith("or pick another --init_strategy")
     plan = TransferPlan(copies=[PartCopy(good, "g", "head", "discriminator.no_such_block")])
     with pytest.raises(CheckpointError, match="no module 'discriminator.no_such_block'"):
         apply_plan(plan, gan)

@@ -10,15 +10,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import nn
 
 from gan_init.networks.backbones import BackboneSpec
 from gan_init.networks.cyclegan import CycleGANGenerator, PatchGANDiscriminator
 from gan_init.nn.layers import init_weights
 from gan_init.transfer.checkpoints import (
     METADATA_KEY,
-    CheckpointError,
-    copy_params,
+    copy_strict,
     effective_state,
     is_project_checkpoint,
     safe_load,
@@ -243,23 +242,13 @@ def _join(prefix: str, key: str) -> str:
     return f"{prefix}.{key}" if prefix else key
 
 
-def _check_copy(src: Mapping[str, Tensor], dst: Mapping[str, Tensor], name: str) -> list[str]:
-    """Every key and shape of one part copy, both ways (nothing missing, nothing extra)."""
-    problems = [f"{name}: no tensors in the source"] if not src else []
-    for key, tensor in src.items():
-        if key not in dst:
-            problems.append(f"{name}: unexpected key {key!r} (found shape {tuple(tensor.shape)})")
-        elif tensor.shape != dst[key].shape:
-            problems.append(
-                f"{name}: key {key!r}: expected shape {tuple(dst[key].shape)}, "
-                f"found shape {tuple(tensor.shape)}"
-            )
-    problems += [
-        f"{name}: missing key {key!r} (expected shape {tuple(t.shape)})"
-        for key, t in dst.items()
-        if key not in src
-    ]
-    return problems
+# The generator's knobs are checked before the keys (check_backbone), so a part that does not fit
+# comes from a source network that is not what the strategy expects.
+PLAN_FIX = (
+    "start from a CycleGAN trained with this noise GAN's knobs (--source CKPT, the checkpoint "
+    "of gan-init fit --config experiments/configs/cyclegan_2d.yaml or cyclegan_3d.yaml), or "
+    "pick another --init_strategy"
+)
 
 
 @torch.no_grad()
@@ -279,8 +268,7 @@ def apply_plan(
         if isinstance(copy.source, CycleGANGenerator) and copy.dst_prefix.startswith("generator."):
             check_backbone(generator.spec, copy.source.spec, copy.source_name)
 
-    staged = []
-    problems: list[str] = []
+    copies, parts, problems = [], [], []
     for copy in plan.copies:
         name = f"{_join(copy.source_name, copy.src_prefix)} -> {copy.dst_prefix}"
         try:
@@ -288,29 +276,22 @@ def apply_plan(
         except AttributeError:
             problems.append(f"{name}: the noise GAN has no module {copy.dst_prefix!r}")
             continue
-        src = sub_state(effective_state(copy.source), copy.src_prefix)
-        problems += _check_copy(src, target.state_dict(), name)
-        staged.append((copy, src, target))
-    if problems:
-        shown = "\n  ".join(problems[:12])
-        more = f"\n  ... and {len(problems) - 12} more" if len(problems) > 12 else ""
-        raise CheckpointError(
-            f"the source does not fit the noise GAN ({len(problems)} problem(s)); nothing was "
-            f"copied:\n  {shown}{more}"
+        copies.append(copy)
+        parts.append((name, sub_state(effective_state(copy.source), copy.src_prefix), target))
+    copied_keys = copy_strict(
+        parts,
+        what="the source does not fit the noise GAN",
+        fix=PLAN_FIX,
+        problems=problems,
+        check_only=check_only,
+    )
+    return [
+        CopiedTensor(
+            _join(_join(copy.source_name, copy.src_prefix), key), _join(copy.dst_prefix, key)
         )
-    if check_only:
-        return []
-
-    copied = []
-    for copy, src, target in staged:
-        for key in copy_params(src, target, require_all=True):
-            copied.append(
-                CopiedTensor(
-                    _join(_join(copy.source_name, copy.src_prefix), key),
-                    _join(copy.dst_prefix, key),
-                )
-            )
-    return copied
+        for copy, keys in zip(copies, copied_keys, strict=True)
+        for key in keys
+    ]
 
 
 def _under(name: str, prefix: str) -> bool:
