@@ -199,6 +199,35 @@ def test_truncated_file_is_refused(tmp_path):
         load_cyclegan_generator(tmp_path / "missing.pth")
 
 
+@pytest.mark.parametrize("spatial_dims", [2, 3])
+@pytest.mark.parametrize(
+    "load, which, name, prefix",
+    [
+        (load_cyclegan_generator, ("t2_to_t1", "t1_to_t2"), "CycleGAN generator", "g"),
+        (load_cyclegan_discriminator, ("t1", "t2"), "PatchGAN discriminator", "d"),
+    ],
+)
+def test_both_loaders_treat_their_kind_alike(tmp_path, spatial_dims, load, which, name, prefix):
+    """The generator and discriminator loaders share one code path: the same checks, in order."""
+    path = tmp_path / "c.ckpt"
+    cyclegan = save_cyclegan(path, tiny_spec(spatial_dims))
+    for choice in which:
+        net = load(path, choice, spatial_dims=spatial_dims)
+        reference = getattr(cyclegan, f"{prefix}_{choice}").state_dict()
+        assert not net.training and all(
+            torch.equal(net.state_dict()[k], v) for k, v in reference.items()
+        )
+    with pytest.raises(ValueError, match=f"did you mean '{which[0]}'"):
+        load(path, which[0] + "x")
+    with pytest.raises(
+        CheckpointError, match=f"{spatial_dims}D network, expected {5 - spatial_dims}D"
+    ):
+        load(path, which[0], spatial_dims=5 - spatial_dims)
+    torch.save({"weights": torch.zeros(1)}, tmp_path / "junk.pt")
+    with pytest.raises(CheckpointError, match=f"expected a {name} \\(a gan-init CycleGAN"):
+        load(tmp_path / "junk.pt")
+
+
 def test_keys_that_do_not_fit_name_key_and_shapes(tmp_path):
     state = reference_generator().state_dict()
     state["model.4.weight"] = torch.zeros(16, 8, 5, 5)
