@@ -20,6 +20,7 @@ from gan_init.transfer import (
     load_cyclegan_discriminator,
     load_cyclegan_generator,
 )
+from tests.transfer_helpers import save_cyclegan, tiny_spec
 
 CONV = {2: nn.Conv2d, 3: nn.Conv3d}
 CONV_T = {2: nn.ConvTranspose2d, 3: nn.ConvTranspose3d}
@@ -198,6 +199,35 @@ def test_truncated_file_is_refused(tmp_path):
         load_cyclegan_generator(tmp_path / "missing.pth")
 
 
+@pytest.mark.parametrize("spatial_dims", [2, 3])
+@pytest.mark.parametrize(
+    "load, which, name, prefix",
+    [
+        (load_cyclegan_generator, ("t2_to_t1", "t1_to_t2"), "CycleGAN generator", "g"),
+        (load_cyclegan_discriminator, ("t1", "t2"), "PatchGAN discriminator", "d"),
+    ],
+)
+def test_both_loaders_treat_their_kind_alike(tmp_path, spatial_dims, load, which, name, prefix):
+    """The generator and discriminator loaders share one code path: the same checks, in order."""
+    path = tmp_path / "c.ckpt"
+    cyclegan = save_cyclegan(path, tiny_spec(spatial_dims))
+    for choice in which:
+        net = load(path, choice, spatial_dims=spatial_dims)
+        reference = getattr(cyclegan, f"{prefix}_{choice}").state_dict()
+        assert not net.training and all(
+            torch.equal(net.state_dict()[k], v) for k, v in reference.items()
+        )
+    with pytest.raises(ValueError, match=f"did you mean '{which[0]}'"):
+        load(path, which[0] + "x")
+    with pytest.raises(
+        CheckpointError, match=f"{spatial_dims}D network, expected {5 - spatial_dims}D"
+    ):
+        load(path, which[0], spatial_dims=5 - spatial_dims)
+    torch.save({"weights": torch.zeros(1)}, tmp_path / "junk.pt")
+    with pytest.raises(CheckpointError, match=f"expected a {name} \\(a gan-init CycleGAN"):
+        load(tmp_path / "junk.pt")
+
+
 def test_keys_that_do_not_fit_name_key_and_shapes(tmp_path):
     state = reference_generator().state_dict()
     state["model.4.weight"] = torch.zeros(16, 8, 5, 5)
@@ -207,12 +237,35 @@ def test_keys_that_do_not_fit_name_key_and_shapes(tmp_path):
     message = str(err.value)
     assert "encoder.down1.conv.weight" in message
     assert "expected shape (16, 8, 3, 3)" in message and "found shape (16, 8, 5, 5)" in message
+    assert "\n" not in message and message.startswith(f"{tmp_path / 'g.pth'}: ")
+    assert "Fix: only a resnet_<n>blocks generator of pytorch-CycleGAN-and-pix2pix" in message
 
     state = reference_generator().state_dict()
     del state["model.15.bias"]  # up2 sits at 13 + n_blocks
     torch.save(state, tmp_path / "g2.pth")
     with pytest.raises(CheckpointError, match=r"missing key 'decoder\.up2\.conv\.bias'"):
         load_cyclegan_generator(tmp_path / "g2.pth")
+
+
+@pytest.mark.parametrize("spatial_dims", [2, 3])
+def test_project_checkpoint_whose_weights_disagree_with_its_metadata_is_one_named_line(
+    tmp_path, spatial_dims
+):
+    path = tmp_path / "c.ckpt"
+    save_cyclegan(path, tiny_spec(spatial_dims))
+    checkpoint = torch.load(path, weights_only=True)
+    head = checkpoint["state_dict"]["g_t2_to_t1.head.conv.weight"]
+    checkpoint["state_dict"]["g_t2_to_t1.head.conv.weight"] = head[:, :2]
+    del checkpoint["state_dict"]["g_t2_to_t1.head.conv.bias"]
+    torch.save(checkpoint, path)
+    with pytest.raises(CheckpointError) as caught:
+        load_cyclegan_generator(path)
+    message = str(caught.value)
+    assert "\n" not in message and message.startswith(f"{path}: g_t2_to_t1: weights do not fit")
+    assert f"key 'head.conv.weight': expected shape {tuple(head.shape)}, found shape " in message
+    assert "missing key 'head.conv.bias' (expected shape (1,))" in message
+    assert "Fix: the file's weights disagree with its own gan_init metadata" in message
+    assert load_cyclegan_generator(path, "t1_to_t2").spec.spatial_dims == spatial_dims
 
 
 def test_copy_params_checks_everything_before_copying():

@@ -8,6 +8,7 @@ from torch import nn
 from gan_init.networks import BackboneSpec, CycleGANGenerator
 from gan_init.transfer import CheckpointError, effective_state, load_cyclegan_generator
 from gan_init.transfer.checkpoints import sub_state
+from gan_init.transfer.source import TransferSource, untrained_generator
 from gan_init.transfer.strategies import (
     INIT_STRATEGIES,
     FreezeRule,
@@ -16,13 +17,11 @@ from gan_init.transfer.strategies import (
     first_level_using,
 )
 from gan_init.transfer.transfer import (
-    TransferSource,
     apply_plan,
     frozen_now,
     make_plan,
     set_frozen,
     transfer_summary,
-    untrained_generator,
 )
 from tests.test_canonical_import import NLayerDiscriminator, reference_generator
 from tests.transfer_helpers import SIZE, save_cyclegan, tiny_noise_gan, tiny_spec
@@ -287,8 +286,11 @@ def test_missing_unexpected_key_and_shape_mismatch_are_named_and_nothing_is_copi
                 PartCopy(source, "impostor", "trunk", "generator.trunk"),
             ]
         )
-        with pytest.raises(CheckpointError, match=message):
+        with pytest.raises(CheckpointError, match=message) as caught:
             apply_plan(plan, gan)
+        text = str(caught.value)  # one line: the part, the key, the shapes and the fix
+        assert "\n" not in text and "impostor.trunk -> generator.trunk: " in text
+        assert "nothing was copied" in text and text.endswith("or pick another --init_strategy")
     plan = TransferPlan(copies=[PartCopy(good, "g", "head", "discriminator.no_such_block")])
     with pytest.raises(CheckpointError, match="no module 'discriminator.no_such_block'"):
         apply_plan(plan, gan)

@@ -21,10 +21,10 @@ from pytorch_lightning.loggers import WandbLogger
 from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
 
 from gan_init.callbacks.progressive import ProgressiveSchedule
+from gan_init.transfer.source import TransferSource
 from gan_init.transfer.strategies import INIT_STRATEGIES, FreezeRule
 from gan_init.transfer.transfer import (
     UNKNOWN,
-    TransferSource,
     apply_plan,
     check_scale,
     frozen_now,

@@ -32,6 +32,12 @@ from gan_init.networks.backbones import BackboneSpec
 from gan_init.networks.cyclegan import CycleGANGenerator, PatchGANDiscriminator
 from gan_init.transfer.checkpoints import CheckpointError, copy_params
 
+# Widths, counts and channels are read off a canonical file; every other layer is the reference's.
+CANONICAL_FIX = (
+    "only {kind} of pytorch-CycleGAN-and-pix2pix with its default layers can be read: save "
+    "it from that code unchanged, or train the CycleGAN here (gan-init fit --config "
+    "experiments/configs/cyclegan_2d.yaml or cyclegan_3d.yaml)"
+)
 _BLOCK = re.compile(r"^model\.(\d+)\.conv_block\.(\d+)\.(weight|bias)$")
 _LAYER = re.compile(r"^model\.(\d+)\.(weight|bias)$")
 # Old PyTorch versions saved running stats of InstanceNorm; the reference code drops them too.
@@ -149,10 +155,12 @@ def generator_from_canonical(
     )
     generator = CycleGANGenerator(spec)
     ours = _rename(state, canonical_generator_key_map(n_blocks, second), source)
-    try:
-        copy_params(ours, generator, require_all=True)
-    except CheckpointError as err:
-        raise CheckpointError(f"{source}: {err}") from None
+    copy_params(
+        ours,
+        generator,
+        source=source,
+        fix=CANONICAL_FIX.format(kind="a resnet_<n>blocks generator"),
+    )
     return generator.eval()
 
 
@@ -181,8 +189,7 @@ def discriminator_from_canonical(
         norm="instance",
     )
     ours = _rename(state, canonical_discriminator_key_map(n_layers), source)
-    try:
-        copy_params(ours, disc, require_all=True)
-    except CheckpointError as err:
-        raise CheckpointError(f"{source}: {err}") from None
+    copy_params(
+        ours, disc, source=source, fix=CANONICAL_FIX.format(kind="a basic PatchGAN discriminator")
+    )
     return disc.eval()

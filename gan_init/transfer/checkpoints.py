@@ -1,10 +1,11 @@
 """Safe checkpoint reading and strict, name-based weight copying.
 
 Every file is read with ``torch.load(weights_only=True)``: a file that needs arbitrary code to
-unpickle is refused, never executed. Weights move by name with :func:`copy_params`, which checks
-every key and shape before it copies anything (as EDM's ``copy_params_and_buffers`` and nanoGPT's
-``from_pretrained`` do), and copies *effective* convolution weights through
-``Conv.set_effective_weight`` so the copy is right whatever each side's parameterization.
+unpickle is refused, never executed. Weights move by name with :func:`copy_strict`
+(:func:`copy_params` for one module), which checks every key and shape before it copies anything
+(as EDM's ``copy_params_and_buffers`` and nanoGPT's ``from_pretrained`` do), and copies
+*effective* convolution weights through ``Conv.set_effective_weight`` so the copy is right
+whatever each side's parameterization.
 
 This project's CycleGAN checkpoints carry ``checkpoint["gan_init"]`` (see
 ``gan_init.models.cyclegan.CycleGAN.on_save_checkpoint``)::
@@ -20,7 +21,7 @@ from __future__ import annotations
 
 import pickle
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -82,55 +83,40 @@ def effective_state(module: nn.Module) -> dict[str, Tensor]:
     return state
 
 
-@torch.no_grad()
-def copy_params(
-    src_state: Mapping[str, Tensor],
-    dst: nn.Module,
-    *,
-    require_all: bool = True,
-    allow_extra: bool = False,
-    effective: bool = True,
+# At most this many problems are listed in one error; the count says how many there were.
+MAX_SHOWN = 12
+
+
+def _fit_problems(
+    src: Mapping[str, Tensor], dst: Mapping[str, Tensor], *, require_all: bool, allow_extra: bool
 ) -> list[str]:
-    """Copy ``src_state`` into ``dst`` by name, all or nothing.
-
-    Args:
-        src_state: name -> tensor, named as ``dst.state_dict()``. With ``effective`` the values of
-            ``Conv`` weights are effective weights (see :func:`effective_state`).
-        dst: the module to write into.
-        require_all: every parameter and buffer of ``dst`` must be in ``src_state``.
-        allow_extra: ignore keys of ``src_state`` that ``dst`` lacks (otherwise an error).
-        effective: write ``Conv`` weights through ``set_effective_weight``; False: store as is
-            (source and destination share the parameterization, e.g. a rebuilt network).
-
-    Every key and shape is checked before anything is copied; the error names the key, the
-    expected shape and the found shape. Returns the copied keys.
-    """
-    dst_state = dst.state_dict()
-    problems: list[str] = []
-    for key, tensor in src_state.items():
-        if key not in dst_state:
+    """Every way ``src`` does not fit ``dst`` by name: the one place keys and shapes are compared
+    and worded."""
+    problems = [] if src else ["no tensors in the source"]
+    for key, tensor in src.items():
+        if key not in dst:
             if not allow_extra:
                 problems.append(f"unexpected key {key!r} (found shape {tuple(tensor.shape)})")
-        elif tuple(tensor.shape) != tuple(dst_state[key].shape):
+        elif tuple(tensor.shape) != tuple(dst[key].shape):
             problems.append(
-                f"key {key!r}: expected shape {tuple(dst_state[key].shape)}, "
+                f"key {key!r}: expected shape {tuple(dst[key].shape)}, "
                 f"found shape {tuple(tensor.shape)}"
             )
     if require_all:
         problems += [
             f"missing key {key!r} (expected shape {tuple(t.shape)})"
-            for key, t in dst_state.items()
-            if key not in src_state
+            for key, t in dst.items()
+            if key not in src
         ]
-    if problems:
-        shown = "\n  ".join(problems[:12])
-        more = f"\n  ... and {len(problems) - 12} more" if len(problems) > 12 else ""
-        raise CheckpointError(
-            f"weights do not fit {type(dst).__name__} ({len(problems)} problem(s)):\n  {shown}{more}"
-        )
+    return problems
+
+
+def _write(src: Mapping[str, Tensor], dst: nn.Module, effective: bool) -> list[str]:
+    """Store the ``src`` tensors ``dst`` has (checked by :func:`copy_strict` first)."""
+    dst_state = dst.state_dict()
     convs = _conv_weight_owners(dst) if effective else {}
     copied = []
-    for key, tensor in src_state.items():
+    for key, tensor in src.items():
         if key not in dst_state:
             continue
         if key in convs:
@@ -138,6 +124,87 @@ def copy_params(
         else:
             dst_state[key].copy_(tensor.to(dst_state[key]))
         copied.append(key)
+    return copied
+
+
+@torch.no_grad()
+def copy_strict(
+    parts: Sequence[tuple[str, Mapping[str, Tensor], nn.Module]],
+    *,
+    what: str,
+    fix: str,
+    problems: Sequence[str] = (),
+    require_all: bool = True,
+    allow_extra: bool = False,
+    effective: bool = True,
+    check_only: bool = False,
+) -> list[list[str]]:
+    """Copy tensors into modules by name, strictly, all parts or nothing.
+
+    Args:
+        parts: ``(name, src_state, dst)``: copy ``src_state`` (name -> tensor, named as
+            ``dst.state_dict()``) into ``dst``; ``name`` prefixes the part's problems ("" for
+            none).
+        what: what did not fit, the start of the error (``"the source does not fit the noise
+            GAN"``).
+        fix: what the user does about it, the end of the error.
+        problems: problems the caller found already (reported with these, in one error).
+        require_all: every parameter and buffer of each ``dst`` must be in its ``src_state``.
+        allow_extra: ignore keys of ``src_state`` that ``dst`` lacks (otherwise an error).
+        effective: write ``Conv`` weights through ``set_effective_weight`` (the values are
+            effective weights, see :func:`effective_state`); False: store as is (both sides share
+            the parameterization, e.g. a rebuilt network).
+        check_only: run every check, copy nothing (no keys for any part).
+
+    Every key and shape of every part is checked before anything is copied; the one-line
+    ``CheckpointError`` names each key with the expected and the found shape, and the fix.
+    Returns, per part, the copied keys.
+    """
+    found = list(problems)
+    for name, src, dst in parts:
+        head = f"{name}: " if name else ""
+        found += [
+            head + problem
+            for problem in _fit_problems(
+                src, dst.state_dict(), require_all=require_all, allow_extra=allow_extra
+            )
+        ]
+    if found:
+        shown = "; ".join(found[:MAX_SHOWN])
+        more = f"; ... and {len(found) - MAX_SHOWN} more" if len(found) > MAX_SHOWN else ""
+        raise CheckpointError(
+            f"{what} ({len(found)} problem(s)); nothing was copied: {shown}{more}. Fix: {fix}"
+        )
+    if check_only:
+        return [[] for _ in parts]
+    return [_write(src, dst, effective) for _, src, dst in parts]
+
+
+def copy_params(
+    src_state: Mapping[str, Tensor],
+    dst: nn.Module,
+    *,
+    require_all: bool = True,
+    allow_extra: bool = False,
+    effective: bool = True,
+    source: str | None = None,
+    fix: str | None = None,
+) -> list[str]:
+    """Copy ``src_state`` into ``dst`` by name, all or nothing: :func:`copy_strict` for one
+    module. ``source`` names where the weights come from (a file) in the error; ``fix`` says
+    what to do (default: make the weights with the same knobs as ``dst``). Returns the copied
+    keys."""
+    kind = type(dst).__name__
+    what = f"{source + ': ' if source else ''}weights do not fit {kind}"
+    fix = fix or f"give weights made with the same knobs as this {kind} (its state_dict's keys)"
+    (copied,) = copy_strict(
+        [("", src_state, dst)],
+        what=what,
+        fix=fix,
+        require_all=require_all,
+        allow_extra=allow_extra,
+        effective=effective,
+    )
     return copied
 
 
@@ -194,5 +261,13 @@ def load_project_network(
     weights = sub_state(checkpoint["state_dict"], name)
     if not weights:
         raise CheckpointError(f"{path}: state_dict has no keys under {name + '.'!r}")
-    copy_params(weights, net, require_all=True, effective=False)
+    copy_params(
+        weights,
+        net,
+        effective=False,
+        source=f"{path}: {name}",
+        fix="the file's weights disagree with its own gan_init metadata (edited, or written by "
+        "another version): train the CycleGAN again with this version (gan-init fit --config "
+        "experiments/configs/cyclegan_2d.yaml, or cyclegan_3d.yaml)",
+    )
     return net.eval()

@@ -13,10 +13,13 @@ Two kinds of file are accepted, told apart by their contents:
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from gan_init.networks.cyclegan import CycleGANGenerator, PatchGANDiscriminator
 from gan_init.registry import check_choice
@@ -65,6 +68,61 @@ def checkpoint_info(path: str | Path, map_location: str | torch.device = "cpu") 
     return read_metadata(obj, path) if is_project_checkpoint(obj) else {}
 
 
+@dataclass(frozen=True)
+class _Kind:
+    """What tells one kind of CycleGAN network apart in a file, and how to build it."""
+
+    name: str  # "CycleGAN generator"
+    which: str  # the argument that picks one network of a checkpoint: "direction"
+    choices: tuple[str, ...]  # its values
+    prefix: str  # state_dict prefix in a project checkpoint: "g" -> "g_t2_to_t1"
+    is_canonical: Callable[[Mapping[str, Any]], bool]
+    from_canonical: Callable[..., nn.Module]
+    loader: str  # the public function that loads it
+    spatial_dims: Callable[[Any], int]  # of a built network
+
+
+_KINDS = {
+    "generator": _Kind(
+        "CycleGAN generator", "direction", DIRECTIONS, "g",
+        is_canonical_generator, generator_from_canonical, "load_cyclegan_generator",
+        lambda net: net.spec.spatial_dims,
+    ),
+    "discriminator": _Kind(
+        "PatchGAN discriminator", "domain", DOMAINS, "d",
+        is_canonical_discriminator, discriminator_from_canonical, "load_cyclegan_discriminator",
+        lambda net: net.spatial_dims,
+    ),
+}  # fmt: skip
+
+
+def _load_cyclegan_network(
+    kind: str,
+    path: str | Path,
+    which: str,
+    map_location: str | torch.device,
+    spatial_dims: int | None,
+) -> nn.Module:
+    """Network ``which`` (a direction or a domain) of kind ``kind`` from a checkpoint file."""
+    this = _KINDS[kind]
+    check_choice(this.which, which, this.choices)
+    path = Path(path)
+    obj = safe_load(path, map_location)
+    if is_project_checkpoint(obj):
+        net = load_project_network(obj, f"{this.prefix}_{which}", path)
+    elif isinstance(obj, dict) and this.is_canonical(obj):
+        net = this.from_canonical(obj, source=str(path))
+    else:
+        for other in _KINDS.values():
+            if other is not this and isinstance(obj, dict) and other.is_canonical(obj):
+                raise CheckpointError(
+                    f"{path}: a canonical {other.name} file, not a {kind} (use {other.loader})"
+                )
+        raise _wrong_kind(path, obj, f"a {this.name}")
+    _check_dims(path, this.spatial_dims(net), spatial_dims)
+    return net.to(map_location)
+
+
 def load_cyclegan_generator(
     path: str | Path,
     direction: str = "t2_to_t1",
@@ -77,22 +135,7 @@ def load_cyclegan_generator(
     ``spatial_dims``: when given, a network of another dimensionality is an error.
     Raises ``CheckpointError`` naming what did not match.
     """
-    check_choice("direction", direction, DIRECTIONS)
-    path = Path(path)
-    obj = safe_load(path, map_location)
-    if is_project_checkpoint(obj):
-        net = load_project_network(obj, f"g_{direction}", path)
-    elif isinstance(obj, dict) and is_canonical_generator(obj):
-        net = generator_from_canonical(obj, source=str(path))
-    elif isinstance(obj, dict) and is_canonical_discriminator(obj):
-        raise CheckpointError(
-            f"{path}: a canonical PatchGAN discriminator file, not a generator "
-            "(use load_cyclegan_discriminator)"
-        )
-    else:
-        raise _wrong_kind(path, obj, "a CycleGAN generator")
-    _check_dims(path, net.spec.spatial_dims, spatial_dims)
-    return net.to(map_location)
+    return _load_cyclegan_network("generator", path, direction, map_location, spatial_dims)
 
 
 def load_cyclegan_discriminator(
@@ -104,22 +147,7 @@ def load_cyclegan_discriminator(
 ) -> PatchGANDiscriminator:
     """The discriminator judging ``domain`` images (``t1`` or ``t2``) of a checkpoint, in eval
     mode. Raises ``CheckpointError`` naming what did not match."""
-    check_choice("domain", domain, DOMAINS)
-    path = Path(path)
-    obj = safe_load(path, map_location)
-    if is_project_checkpoint(obj):
-        net = load_project_network(obj, f"d_{domain}", path)
-    elif isinstance(obj, dict) and is_canonical_discriminator(obj):
-        net = discriminator_from_canonical(obj, source=str(path))
-    elif isinstance(obj, dict) and is_canonical_generator(obj):
-        raise CheckpointError(
-            f"{path}: a canonical CycleGAN generator file, not a discriminator "
-            "(use load_cyclegan_generator)"
-        )
-    else:
-        raise _wrong_kind(path, obj, "a PatchGAN discriminator")
-    _check_dims(path, net.spatial_dims, spatial_dims)
-    return net.to(map_location)
+    return _load_cyclegan_network("discriminator", path, domain, map_location, spatial_dims)
 
 
 def _check_dims(path: Path, found: int, expected: int | None) -> None:

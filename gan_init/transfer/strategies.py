@@ -23,11 +23,11 @@ from typing import TYPE_CHECKING, Any
 from torch import nn
 
 from gan_init.registry import Registry
+from gan_init.transfer.source import TransferSource, untrained_generator
 
 if TYPE_CHECKING:
     from gan_init.models.progressive import ProgressiveGAN
     from gan_init.networks.progressive import NoiseGenerator
-    from gan_init.transfer.transfer import TransferSource
 
 # The parts both generators share (docs/architecture.md, "The generator backbone").
 RENDERER = ("trunk", "decoder", "head")
@@ -245,8 +245,6 @@ def cyclegan_untrained(ctx: StrategyContext) -> TransferPlan:
     if ctx.source is not None:
         generator = ctx.source.untrained_generator(ctx.seed)
     else:
-        from gan_init.transfer.transfer import untrained_generator
-
         generator = untrained_generator(ctx.model.generator.spec, ctx.seed)
     return TransferPlan(copies=renderer_copies(generator, "untrained g_t2_to_t1"))
 

@@ -1,30 +1,21 @@
-"""Applying an init strategy's plan to a noise GAN: source loading, knob check, strict copy,
-freezing and the transfer summary. Pure functions of modules and files (no Lightning, no logger);
-``gan_init.callbacks.WeightTransfer`` calls them at fit start."""
+"""Applying an init strategy's plan to a noise GAN: knob check, strict copy, freezing and the
+transfer summary (the source read from is ``gan_init.transfer.source``). Pure functions of
+modules and files (no Lightning, no logger); ``gan_init.callbacks.WeightTransfer`` calls them at
+fit start."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import nn
 
 from gan_init.networks.backbones import BackboneSpec
-from gan_init.networks.cyclegan import CycleGANGenerator, PatchGANDiscriminator
-from gan_init.nn.layers import init_weights
-from gan_init.transfer.checkpoints import (
-    METADATA_KEY,
-    CheckpointError,
-    copy_params,
-    effective_state,
-    is_project_checkpoint,
-    safe_load,
-    sub_state,
-)
-from gan_init.transfer.load import load_cyclegan_discriminator, load_cyclegan_generator
+from gan_init.networks.cyclegan import CycleGANGenerator
+from gan_init.transfer.checkpoints import copy_strict, effective_state, sub_state
+from gan_init.transfer.source import TransferSource
 from gan_init.transfer.strategies import (
     INIT_STRATEGIES,
     FreezeRule,
@@ -45,87 +36,6 @@ SUMMARY_PARTS = {
     "to_image": "generator.to_image",
     "discriminator": "discriminator",
 }
-
-
-def untrained_generator(
-    spec: BackboneSpec, seed: int, scheme: str = "normal", std: float = 0.02
-) -> CycleGANGenerator:
-    """A CycleGAN generator with ``spec``'s knobs, initialized as the CycleGAN recipe does
-    (N(0, ``std``), Zhu et al. 2017) from ``seed`` alone, so every rank builds the same one."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        generator = CycleGANGenerator(spec)
-        init_weights(generator, scheme, std)
-    return generator.eval()
-
-
-class TransferSource:
-    """The CycleGAN a noise GAN starts from, loaded on demand (each network once).
-
-    Args:
-        path: a gan-init CycleGAN checkpoint, or a canonical PyTorch CycleGAN generator file
-            (``latest_net_G_B.pth``: it is the generator whatever direction is asked for).
-        spatial_dims: the noise GAN's; a network of other dimensionality is an error.
-        discriminator_path: where the T1 discriminator is when ``path`` holds none (a canonical
-            ``latest_net_D_B.pth``); default: ``path``.
-    """
-
-    def __init__(
-        self, path: str | Path, spatial_dims: int, discriminator_path: str | Path | None = None
-    ) -> None:
-        self.path = Path(path)
-        self.discriminator_path = Path(discriminator_path) if discriminator_path else self.path
-        self.spatial_dims = spatial_dims
-        self._generators: dict[str, CycleGANGenerator] = {}
-        self._discriminators: dict[str, PatchGANDiscriminator] = {}
-        self._hparams: dict[str, Any] | None = None
-
-    def generator(self, direction: str = "t2_to_t1") -> CycleGANGenerator:
-        if direction not in self._generators:
-            self._generators[direction] = load_cyclegan_generator(
-                self.path, direction, spatial_dims=self.spatial_dims
-            )
-        return self._generators[direction]
-
-    def discriminator(self, domain: str = "t1") -> PatchGANDiscriminator:
-        if domain not in self._discriminators:
-            self._discriminators[domain] = load_cyclegan_discriminator(
-                self.discriminator_path, domain, spatial_dims=self.spatial_dims
-            )
-        return self._discriminators[domain]
-
-    @property
-    def spec(self) -> BackboneSpec:
-        """The source's backbone knobs (those of its T2 -> T1 generator)."""
-        return self.generator("t2_to_t1").spec
-
-    def hparams(self) -> dict[str, Any]:
-        """The CycleGAN's hyperparameters (empty for a canonical file)."""
-        if self._hparams is None:
-            obj = safe_load(self.path)
-            self._hparams = (
-                dict(obj.get("hyper_parameters", {})) if is_project_checkpoint(obj) else {}
-            )
-        return self._hparams
-
-    def trained_at(self) -> tuple[list[int] | None, float | None]:
-        """``(image_shape, voxel_spacing)`` the CycleGAN was trained at, each None when the file
-        does not say (a canonical file, or a checkpoint from data that records no spacing)."""
-        obj = safe_load(self.path)
-        data = obj[METADATA_KEY].get("data", {}) if is_project_checkpoint(obj) else {}
-        shape = data.get("image_shape")
-        spacing = data.get("voxel_spacing")
-        return (
-            None if shape is None else [int(n) for n in shape],
-            None if spacing is None else float(spacing),
-        )
-
-    def untrained_generator(self, seed: int) -> CycleGANGenerator:
-        """A never-trained generator with the source's knobs and init recipe."""
-        hp = self.hparams()
-        scheme = hp.get("init", "normal")
-        scheme = "normal" if scheme == "none" else scheme
-        return untrained_generator(self.spec, seed, scheme, float(hp.get("init_std", 0.02)))
 
 
 def make_plan(
@@ -243,23 +153,13 @@ def _join(prefix: str, key: str) -> str:
     return f"{prefix}.{key}" if prefix else key
 
 
-def _check_copy(src: Mapping[str, Tensor], dst: Mapping[str, Tensor], name: str) -> list[str]:
-    """Every key and shape of one part copy, both ways (nothing missing, nothing extra)."""
-    problems = [f"{name}: no tensors in the source"] if not src else []
-    for key, tensor in src.items():
-        if key not in dst:
-            problems.append(f"{name}: unexpected key {key!r} (found shape {tuple(tensor.shape)})")
-        elif tensor.shape != dst[key].shape:
-            problems.append(
-                f"{name}: key {key!r}: expected shape {tuple(dst[key].shape)}, "
-                f"found shape {tuple(tensor.shape)}"
-            )
-    problems += [
-        f"{name}: missing key {key!r} (expected shape {tuple(t.shape)})"
-        for key, t in dst.items()
-        if key not in src
-    ]
-    return problems
+# The generator's knobs are checked before the keys (check_backbone), so a part that does not fit
+# comes from a source network that is not what the strategy expects.
+PLAN_FIX = (
+    "start from a CycleGAN trained with this noise GAN's knobs (--source CKPT, the checkpoint "
+    "of gan-init fit --config experiments/configs/cyclegan_2d.yaml or cyclegan_3d.yaml), or "
+    "pick another --init_strategy"
+)
 
 
 @torch.no_grad()
@@ -279,8 +179,7 @@ def apply_plan(
         if isinstance(copy.source, CycleGANGenerator) and copy.dst_prefix.startswith("generator."):
             check_backbone(generator.spec, copy.source.spec, copy.source_name)
 
-    staged = []
-    problems: list[str] = []
+    copies, parts, problems = [], [], []
     for copy in plan.copies:
         name = f"{_join(copy.source_name, copy.src_prefix)} -> {copy.dst_prefix}"
         try:
@@ -288,29 +187,22 @@ def apply_plan(
         except AttributeError:
             problems.append(f"{name}: the noise GAN has no module {copy.dst_prefix!r}")
             continue
-        src = sub_state(effective_state(copy.source), copy.src_prefix)
-        problems += _check_copy(src, target.state_dict(), name)
-        staged.append((copy, src, target))
-    if problems:
-        shown = "\n  ".join(problems[:12])
-        more = f"\n  ... and {len(problems) - 12} more" if len(problems) > 12 else ""
-        raise CheckpointError(
-            f"the source does not fit the noise GAN ({len(problems)} problem(s)); nothing was "
-            f"copied:\n  {shown}{more}"
+        copies.append(copy)
+        parts.append((name, sub_state(effective_state(copy.source), copy.src_prefix), target))
+    copied_keys = copy_strict(
+        parts,
+        what="the source does not fit the noise GAN",
+        fix=PLAN_FIX,
+        problems=problems,
+        check_only=check_only,
+    )
+    return [
+        CopiedTensor(
+            _join(_join(copy.source_name, copy.src_prefix), key), _join(copy.dst_prefix, key)
         )
-    if check_only:
-        return []
-
-    copied = []
-    for copy, src, target in staged:
-        for key in copy_params(src, target, require_all=True):
-            copied.append(
-                CopiedTensor(
-                    _join(_join(copy.source_name, copy.src_prefix), key),
-                    _join(copy.dst_prefix, key),
-                )
-            )
-    return copied
+        for copy, keys in zip(copies, copied_keys, strict=True)
+        for key in keys
+    ]
 
 
 def _under(name: str, prefix: str) -> bool:
