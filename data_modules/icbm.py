@@ -141,6 +141,12 @@ class IcbmDataModule(T1T2DataModule):
                 )
         return {split: _subset(bank, items) for split, items in self.slices.items()}
 
+    @property
+    def voxel_spacing(self) -> float:
+        """Spacing (mm) of the images: the head's crop (template mm) over ``size``; recorded in
+        CycleGAN checkpoints, so ``gan-init translate`` brings an input to the same scale."""
+        return field_of_view_mm(self.spatial_dims, self.skull_strip, self.axis) / self.size
+
     def record(self) -> dict[str, Any]:
         out = super().record()
         out["heldout"] = {
@@ -176,6 +182,31 @@ def _crop(volume: np.ndarray, center: list[int], sizes: list[int]) -> np.ndarray
     return padded[box]
 
 
+def _head(t1: np.ndarray, brain: np.ndarray, skull_strip: bool) -> np.ndarray:
+    """The voxels the crop is centred on: the brain mask, or the head (T1 above 10% of its p99.5)."""
+    return brain if skull_strip else t1 > 0.1 * np.percentile(t1, 99.5)
+
+
+def _crop_side(extent: list[int], spatial_dims: int, axis: str) -> int:
+    """Side (template voxels) of the square (2D, in the slice plane) or cube (3D) cut around the
+    head: its largest extent, so the brain keeps its proportions."""
+    if spatial_dims == 3:
+        return max(extent)
+    normal = AXIS_INDEX[axis]
+    return max(extent[a] for a in range(3) if a != normal)
+
+
+@functools.lru_cache(maxsize=8)
+def field_of_view_mm(spatial_dims: int, skull_strip: bool, axis: str) -> float:
+    """Side in mm of the square (2D) or cube (3D) ``icbm_bank`` resamples to ``size``: the
+    voxel spacing of the images is this / ``size``."""
+    brain = _load("brain_mask.nii") > 0.5
+    head = brain if skull_strip else _head(_load("t1.nii"), brain, skull_strip)
+    extent = [hi - lo + 1 + 2 * _MARGIN_MM for lo, hi in (mask_extent(head, a) for a in range(3))]
+    zoom = float(nib.load(asset_path("icbm152", "brain_mask.nii")).header.get_zooms()[0])
+    return _crop_side(extent, spatial_dims, axis) * zoom
+
+
 @functools.lru_cache(maxsize=4)
 def icbm_bank(
     spatial_dims: int,
@@ -190,7 +221,7 @@ def icbm_bank(
     suffix = "_brain" if skull_strip else ""
     t1, t2 = _load(f"t1{suffix}.nii"), _load(f"t2{suffix}.nii")
     brain = _load("brain_mask.nii") > 0.5
-    head = brain if skull_strip else t1 > 0.1 * np.percentile(t1, 99.5)
+    head = _head(t1, brain, skull_strip)
     t1, t2 = _normalize(t1, head), _normalize(t2, head)
     if skull_strip:
         # The brain-extracted templates keep a faint rim outside the mask; clear it.
@@ -198,8 +229,8 @@ def icbm_bank(
     box = [mask_extent(head, a) for a in range(3)]
     center = [(lo + hi) // 2 for lo, hi in box]
     extent = [hi - lo + 1 + 2 * _MARGIN_MM for lo, hi in box]
+    side = _crop_side(extent, spatial_dims, axis)
     if spatial_dims == 3:
-        side = max(extent)  # a cube, so the brain keeps its proportions
         images = [_crop(x, center, [side] * 3) for x in (t1, t2)]
         shape = (size,) * 3
         out = [
@@ -207,8 +238,6 @@ def icbm_bank(
         ]
         return Bank(out[0], out[1], ["icbm152"])
     normal = AXIS_INDEX[axis]
-    plane = [a for a in range(3) if a != normal]
-    side = max(extent[a] for a in plane)
     first, last = slab_bounds(brain, normal, slice_range)
     sizes = [side] * 3
     sizes[normal] = last - first + 1

@@ -611,6 +611,25 @@ class NiftiFolderDataModule(T1T2DataModule):
             banks["train"] = self.role_banks[self.mode]
         return banks
 
+    @property
+    def voxel_spacing(self) -> float:
+        """Spacing (mm) of the images the networks see: the cropped cube (``grid`` voxels of
+        ``spacing``) resampled to ``size``. Recorded in CycleGAN checkpoints (with
+        ``intensity``), so ``gan-init translate`` preprocesses an input as this module does."""
+        return self.prep.grid * self.prep.spacing / self.size
+
+    @property
+    def intensity(self) -> dict[str, Any]:
+        """How :func:`preprocess` scales intensities (``tio.RescaleIntensity`` on the head)."""
+        return {
+            "range": [-1.0, 1.0],
+            "scaling": "percentile",
+            "percentiles": list(self.prep.percentiles),
+            # The head: voxels above the mean (TorchIO's default mask), or the brain mask.
+            "foreground": "mask" if self.mask_pattern else "above_mean",
+            "clip": True,
+        }
+
     def splits_in_use(self) -> dict[str, Bank]:
         """Every bank a run of this module touches: with roles, both roles' train subjects."""
         self._ensure_banks()
