@@ -9,7 +9,7 @@ from PIL import Image
 
 from gan_init import cli
 from gan_init.assets import AssetMissingError, asset_path
-from tests.test_data_nifti_folder import SHAPE, _save, ixi_folder
+from tests.helpers import NIFTI_SHAPE, ixi_folder, save_nifti
 
 
 def test_check_folder_prints_subjects_and_writes_a_preview(tmp_path, capsys):
@@ -54,7 +54,7 @@ def test_check_refuses_an_all_zero_t1_naming_file_and_flag_or_skips_and_records_
     tmp_path, capsys, dims
 ):
     root = ixi_folder(tmp_path / "data")
-    _save(np.zeros(SHAPE, np.float32), root / "IXI001-HH-1201-T1.nii.gz")
+    save_nifti(np.zeros(NIFTI_SHAPE, np.float32), root / "IXI001-HH-1201-T1.nii.gz")
     args = [root, "--dims", dims, "--size", "16", "--cache-dir", tmp_path / "cache"]
     out = tmp_path / "check" / "preview.png"
     assert _check(*args, "--out", out) == 1

@@ -15,7 +15,7 @@ from gan_init.commands.translate import (
     translate_file,
 )
 from gan_init.transfer import CheckpointError
-from tests.cyclegan_helpers import phantom, tiny_cyclegan
+from tests.helpers import phantom, tiny_cyclegan
 
 
 def write_checkpoint(path, spatial_dims, image_shape=None):
