@@ -12,7 +12,7 @@ import torch
 import yaml
 
 from gan_init.lightning_cli import GanInitCLI
-from tests.test_transfer_cli import noise_config
+from tests.helpers import noise_config
 
 
 class RunsCode:

@@ -14,7 +14,7 @@ import pytest
 
 from gan_init.files import write_json
 from gan_init.transfer.strategies import INIT_STRATEGIES
-from tests.test_sample import checkpoint
+from tests.helpers import save_noise_gan
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -54,7 +54,7 @@ def test_help_shows_underscored_options_with_dashes_accepted(tmp_path, command):
 @pytest.mark.slow
 @pytest.mark.parametrize("spelling", ["--voxel_mm", "--voxel-mm"])
 def test_sample_3d_nifti_has_voxel_size_and_intensity_range(tmp_path, spelling):
-    ckpt = checkpoint(tmp_path, 3, 8)
+    ckpt = save_noise_gan(tmp_path, 3, 8)
     out = tmp_path / "out"
     result = gan_init(
         "sample", "--checkpoint", ckpt, "--n", "2", "--out", str(out), spelling, "2.5",

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from tiny_configs import shrink
 
 from gan_init.pipeline import CONFIGS, load_yaml
+from tests.tiny_configs import shrink
 
 ENV = {**os.environ, "WANDB_MODE": "disabled"}
 

@@ -9,7 +9,7 @@ from PIL import Image
 
 from gan_init import cli
 from gan_init.assets import AssetMissingError, asset_path
-from tests.test_data_nifti_folder import SHAPE, _save, ixi_folder
+from tests.helpers import NIFTI_SHAPE, ixi_folder, save_nifti
 
 
 def test_check_folder_prints_subjects_and_writes_a_preview(tmp_path, capsys):
@@ -23,7 +23,7 @@ def test_check_folder_prints_subjects_and_writes_a_preview(tmp_path, capsys):
 
 
 def test_check_reports_bad_data_in_one_line(tmp_path, capsys):
-    assert cli.main(["data", "check", str(tmp_path / "missing")]) == 1
+    assert cli.main(["data", "check", str(tmp_path / "missing")]) == 2
     assert "does not exist" in capsys.readouterr().err
 
 
@@ -54,10 +54,10 @@ def test_check_refuses_an_all_zero_t1_naming_file_and_flag_or_skips_and_records_
     tmp_path, capsys, dims
 ):
     root = ixi_folder(tmp_path / "data")
-    _save(np.zeros(SHAPE, np.float32), root / "IXI001-HH-1201-T1.nii.gz")
+    save_nifti(np.zeros(NIFTI_SHAPE, np.float32), root / "IXI001-HH-1201-T1.nii.gz")
     args = [root, "--dims", dims, "--size", "16", "--cache-dir", tmp_path / "cache"]
     out = tmp_path / "check" / "preview.png"
-    assert _check(*args, "--out", out) == 1
+    assert _check(*args, "--out", out) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "IXI001-HH-1201-T1.nii.gz is constant (every voxel 0)" in err
     assert err.endswith("fix it, or pass --skip-bad-subjects to skip")
@@ -105,6 +105,6 @@ def test_check_previews_every_split_a_run_uses_into_runs_by_default(
             "--test-fraction",
             "0.4",
         )
-        == 1
+        == 2
     )
     assert "leave out --roles" in capsys.readouterr().err

@@ -6,7 +6,6 @@ import os
 import re
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 import pytest
 import pytorch_lightning as pl
@@ -14,43 +13,10 @@ import torch
 
 from data_modules import Augmentation, DataError, NiftiFolderDataModule
 from data_modules import nifti_folder as nf
-
-SHAPE = (12, 14, 10)
-
-
-def _volumes(seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """A 'head' (ellipsoid) with a 'ventricle' dark in T1 and bright in T2."""
-    rng = np.random.default_rng(seed)
-    x, y, z = np.meshgrid(*[np.linspace(-1, 1, n) for n in SHAPE], indexing="ij")
-    r = 0.75 + 0.1 * rng.random()
-    head = (x**2 + y**2 + z**2) < r**2
-    csf = (x**2 + (y / 2) ** 2 + z**2) < 0.1
-    t1 = head * 100.0 - csf * 70 + rng.random(SHAPE) * 3
-    t2 = head * 40.0 + csf * 80 + rng.random(SHAPE) * 3
-    return t1.astype(np.float32), t2.astype(np.float32)
-
-
-def _save(data: np.ndarray, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    nib.save(nib.Nifti1Image(data, np.diag([16.0, 16.0, 16.0, 1.0])), path)
-
-
-def ixi_folder(root: Path, n: int = 5) -> Path:
-    for i in range(n):
-        t1, t2 = _volumes(i)
-        _save(t1, root / f"IXI{i:03d}-HH-{1200 + i}-T1.nii.gz")
-        _save(t2, root / f"IXI{i:03d}-HH-{1200 + i}-T2.nii.gz")
-    return root
-
-
-def brats_folder(root: Path, n: int = 4) -> Path:
-    for i in range(n):
-        name = f"BraTS20_Training_{i:03d}"
-        t1, t2 = _volumes(i)
-        _save(t1, root / name / f"{name}_t1.nii.gz")
-        _save(t2, root / name / f"{name}_t2.nii.gz")
-        _save(t1, root / name / f"{name}_t1ce.nii.gz")  # must not be taken for T1
-    return root
+from tests.helpers import NIFTI_SHAPE as SHAPE
+from tests.helpers import brats_folder, ixi_folder
+from tests.helpers import head_volumes as _volumes
+from tests.helpers import save_nifti as _save
 
 
 def _dm(root: Path, tmp_path: Path, **kw) -> NiftiFolderDataModule:

@@ -23,7 +23,7 @@ SCRIPT = textwrap.dedent(
 
     from gan_init.callbacks import EvaluationCallback, ProgressiveSchedule
     from gan_init.cli import end_process_group
-    from tests.transfer_helpers import Blobs, BlobData, cpu_trainer, tiny_noise_gan
+    from tests.helpers import Blobs, BlobData, cpu_trainer, tiny_noise_gan
 
 
     class Data(BlobData):

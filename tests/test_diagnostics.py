@@ -13,7 +13,15 @@ from pytorch_lightning.loggers import CSVLogger
 from gan_init.callbacks import ProgressiveSchedule, TransferDiagnostics, WeightTransfer
 from gan_init.callbacks.diagnostics import centered_gram, linear_cka
 from gan_init.transfer import effective_state
-from tests.transfer_helpers import BlobData, cpu_trainer, save_cyclegan, tiny_noise_gan, tiny_spec
+from tests.helpers import (
+    BlobData,
+    PhantomDataModule,
+    cpu_trainer,
+    save_cyclegan,
+    tiny_cyclegan,
+    tiny_noise_gan,
+    tiny_spec,
+)
 
 DIMS = [pytest.param(2, id="2d"), pytest.param(3, id="3d")]
 # Fits: 3D behind the slow marker (still run by CI), as the other callback tests do.
@@ -198,7 +206,6 @@ def test_keys_reach_the_csv_beside_images_shown(tmp_path, spatial_dims):
 def test_rejects_unknown_part_and_other_models(tmp_path):
     with pytest.raises(ValueError, match="unknown \\['trunkk'\\]"):
         TransferDiagnostics(parts=("trunkk",))
-    from tests.cyclegan_helpers import PhantomDataModule, tiny_cyclegan
 
     with pytest.raises(TypeError, match="Remove the callback"):
         cpu_trainer(tmp_path, 2, [TransferDiagnostics()]).fit(

@@ -13,7 +13,7 @@ import pytest
 
 from gan_init.cli import main as cli_main
 from gan_init.error_catalog import CATALOG, table
-from tests.test_translate import GRID, HEAD_RADII_MM, write_checkpoint, write_head, write_nifti
+from tests.helpers import GRID, HEAD_RADII_MM, write_checkpoint, write_head, write_nifti
 
 ROOT = Path(__file__).resolve().parents[1]
 HEADING = "## Errors you may meet"

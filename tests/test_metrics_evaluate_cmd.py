@@ -7,28 +7,11 @@ import os
 
 import pytest
 import torch
-from pytorch_lightning import LightningDataModule
 
 import data_modules
 from gan_init import cli
 from gan_init.commands import evaluate as evaluate_cmd
-
-
-class FakeData(LightningDataModule):
-    """A data module with the agreed ``real_images`` interface (instantiated from YAML, as
-    ``data_modules.FakeData``: a YAML may only name data modules of that package)."""
-
-    def __init__(self, spatial_dims: int = 2, side: int = 16) -> None:
-        super().__init__()
-        self.spatial_dims = spatial_dims
-        self.image_shape = (1, *(side,) * spatial_dims)
-
-    def setup(self, stage=None) -> None:
-        pass
-
-    def real_images(self, n: int, split: str = "val") -> torch.Tensor:
-        g = torch.Generator().manual_seed(0 if split == "val" else 1)
-        return torch.rand(n, *self.image_shape, generator=g) * 2 - 1
+from tests.helpers import FakeData
 
 
 class FakeGAN:

@@ -7,12 +7,11 @@ import csv
 import json
 
 import pytest
-from pytorch_lightning import Trainer
 from pytorch_lightning.loggers import CSVLogger
 
 from gan_init.callbacks.evaluation import EvaluationCallback
 from gan_init.metrics.evaluate import evaluate_samples
-from tests.test_eval_callback import FakeData, FakeGAN
+from tests.helpers import FakeData, FakeGAN, cpu_trainer
 
 
 @pytest.mark.parametrize("spatial_dims", [pytest.param(2, id="2d"), pytest.param(3, id="3d")])
@@ -23,11 +22,7 @@ def test_floor_is_logged_once_and_written_to_metrics_final(tmp_path, spatial_dim
     )  # fmt: skip
     logger = CSVLogger(tmp_path, name="csv", version="")
     data = FakeData(spatial_dims)
-    trainer = Trainer(
-        default_root_dir=tmp_path, max_epochs=1, accelerator="cpu", logger=logger,
-        enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False,
-        callbacks=[cb],
-    )  # fmt: skip
+    trainer = cpu_trainer(tmp_path, callbacks=[cb], max_epochs=1, logger=logger)
     trainer.fit(FakeGAN(spatial_dims), datamodule=data)
 
     # Test images of the samples' count against the validation set, at the data's full side
@@ -53,10 +48,7 @@ def test_floor_can_be_turned_off_and_rejects_one_set_metrics(tmp_path):
         every_n_images=0, costly_every_n_images=0, final_metrics=("swd",), n_samples=4,
         n_real=4, feature=None, noise_floor=(),
     )  # fmt: skip
-    trainer = Trainer(
-        default_root_dir=tmp_path, max_epochs=1, accelerator="cpu", logger=False,
-        enable_progress_bar=False, enable_model_summary=False, callbacks=[cb],
-    )  # fmt: skip
+    trainer = cpu_trainer(tmp_path, callbacks=[cb], max_epochs=1)
     trainer.fit(FakeGAN(2), datamodule=FakeData(2))
     record = json.loads((tmp_path / "metrics_final.json").read_text())
     assert "swd" in record["metrics"] and "swd_floor" not in record["metrics"]

@@ -23,14 +23,13 @@ from gan_init.commands import sweep as sweep_cmd
 from gan_init.files import CorruptFileError
 from gan_init.pipeline import PipelineOptions, load_yaml
 from gan_init.sweep import run_sweep
-from tests.test_pipeline import tiny_configs
-from tests.test_preemption import env, wait_for
-from tests.test_sweep import _sweep_file
+from tests.helpers import fake_sweep_file, subprocess_env, wait_for
+from tests.tiny_configs import pipeline_configs
 
 
 def endless_noise_config(tmp_path: Path) -> Path:
     """The tiny 2D noise config, training until it is stopped, checkpointing every 4 steps."""
-    _, noise = tiny_configs(tmp_path, 2)
+    _, noise = pipeline_configs(tmp_path, 2)
     config = load_yaml(noise)
     for cb in config["trainer"]["callbacks"]:
         if cb["class_path"].endswith("ProgressiveSchedule"):
@@ -98,7 +97,7 @@ def test_a_killed_pipeline_or_sweep_takes_its_trainer_with_it(tmp_path, launcher
         cmd = [sys.executable, "-m", "gan_init", "sweep", str(tmp_path / "s.yaml")]
         cmd += ["--runs_dir", str(runs)]
     run = runs / noise.stem / "scratch-stem-seed0"
-    proc = subprocess.Popen(cmd, env=env(), cwd=tmp_path, stdout=subprocess.DEVNULL)
+    proc = subprocess.Popen(cmd, env=subprocess_env(), cwd=tmp_path, stdout=subprocess.DEVNULL)
     fits: list[int] = []
     try:
         wait_for(
@@ -145,7 +144,7 @@ def test_a_second_pipeline_on_the_same_run_folder_is_refused(tmp_path, monkeypat
 
 
 def test_a_second_sweep_on_the_same_state_is_refused(tmp_path, capsys):
-    path = _sweep_file(tmp_path, ["scratch"])
+    path = fake_sweep_file(tmp_path, ["scratch"])
     (tmp_path / "runs" / "sweeps").mkdir(parents=True)
     held = FileLock(tmp_path / "runs" / "sweeps" / "grid.lock")
     held.acquire()
@@ -167,7 +166,7 @@ def test_a_damaged_sweep_state_is_named_kept_aside_and_not_overwritten(
     tmp_path, monkeypatch, content, problem
 ):
     monkeypatch.setenv("CALLS", str(tmp_path / "calls.jsonl"))
-    path = _sweep_file(tmp_path, ["scratch"])
+    path = fake_sweep_file(tmp_path, ["scratch"])
     state = tmp_path / "runs" / "sweeps" / "grid.json"
     state.parent.mkdir(parents=True)
     state.write_text(content)

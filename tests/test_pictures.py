@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from pytorch_lightning import Trainer
 from pytorch_lightning.loggers import CSVLogger
 
 from data_modules.preview import save_preview
@@ -15,7 +14,7 @@ from gan_init.callbacks import NoiseSampleGrid, ProgressiveSchedule, TrainingPro
 from gan_init.callbacks.image_grid import CycleGANImageGrid
 from gan_init.metrics.memorization import save_closest_pairs
 from gan_init.visualize import image_grid, mid_slice_montage, save_png
-from tests.test_progressive_schedule import TinyData, tiny_gan
+from tests.helpers import BlobData, cpu_trainer, tiny_progan
 
 SIZE = {2: 16, 3: 8}
 
@@ -118,15 +117,15 @@ def test_noise_gan_logs_labelled_sample_grids_per_level(tmp_path, spatial_dims):
         def log_image(self, key, images, step=None, **kwargs):
             logged.append((key, images[0].shape, kwargs["caption"][0]))
 
-    gan = tiny_gan_at(spatial_dims)
+    gan = tiny_progan(spatial_dims, size=8)  # levels 4, 8
     samples = NoiseSampleGrid(every_n_images=8, n_samples=4)
-    trainer = Trainer(
-        max_steps=200, logger=ImageLogger(tmp_path), enable_model_summary=False,
-        enable_progress_bar=False, accelerator="cpu", devices=1, default_root_dir=tmp_path,
-        reload_dataloaders_every_n_epochs=1, num_sanity_val_steps=0,
-        callbacks=[ProgressiveSchedule(train_images=4, fade_images=4, batch_size=4), samples],
+    trainer = cpu_trainer(
+        tmp_path, 200, [ProgressiveSchedule(train_images=4, fade_images=4, batch_size=4), samples],
+        logger=ImageLogger(tmp_path), reload_dataloaders_every_n_epochs=1,
     )  # fmt: skip
-    trainer.fit(gan, TinyData8(spatial_dims))
+    data = BlobData(spatial_dims, batch_size=4, n=8)
+    data.dataset.images = levels((8, 1) + (8,) * spatial_dims)
+    trainer.fit(gan, data)
     # Levels 4, 8 px; 12 images in batches of 4: grids at the level change (4 images), at a
     # multiple of 8 and at the end of training.
     names = sorted(p.name for p in (tmp_path / "lightning_logs").rglob("images/*.png"))
@@ -138,36 +137,16 @@ def test_noise_gan_logs_labelled_sample_grids_per_level(tmp_path, spatial_dims):
     assert picture.shape[0] >= 2 * 128 and picture.shape[1] >= 2 * 2 * 128
 
 
-def tiny_gan_at(spatial_dims: int):
-    from gan_init.models import ProgressiveGAN
-    from gan_init.networks import BackboneSpec, NoiseGenerator, ProgressiveDiscriminator
-
-    torch.manual_seed(0)
-    spec = BackboneSpec(
-        spatial_dims=spatial_dims, base_width=4, n_down=1, n_blocks=1, norm="pixel", upsample="nearest",
-        activation="lrelu", equalized_lr=True,
-    )  # fmt: skip
-    g = NoiseGenerator(spec, image_size=8, latent_dim=8)  # levels 4, 8
-    return ProgressiveGAN(g, ProgressiveDiscriminator(spatial_dims, 1, 8, base_width=4))
-
-
-class TinyData8(TinyData):
-    def __init__(self, spatial_dims: int) -> None:
-        super().__init__(batch_size=4, size=8, n=8)
-        self.dataset.images = levels((8, 1) + (8,) * spatial_dims)
-
-
 def test_progress_off_a_terminal_prints_images_level_and_time_left(tmp_path, capsys):
-    trainer = Trainer(
-        max_steps=-1, max_epochs=-1, logger=False, enable_model_summary=False,
-        accelerator="cpu", devices=1, default_root_dir=tmp_path,
-        reload_dataloaders_every_n_epochs=1, num_sanity_val_steps=0,
-        callbacks=[
+    trainer = cpu_trainer(
+        tmp_path, -1, [
             ProgressiveSchedule(train_images=4, fade_images=4, batch_size=4),
             TrainingProgress(every_seconds=3600, every_percent=25, terminal=False),
         ],
+        max_epochs=-1, enable_progress_bar=True, enable_checkpointing=True,
+        reload_dataloaders_every_n_epochs=1,
     )  # fmt: skip
-    trainer.fit(tiny_gan(), TinyData(batch_size=4, size=16, n=8))
+    trainer.fit(tiny_progan(), BlobData(2, batch_size=4, n=8, size=16, coarse=4))
     lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("[progress]")]
     # 4 + (4 + 4) * 2 = 20 images over three levels in batches of 4: a line at the start, at
     # each 25 % step passed, and at the end.

@@ -11,51 +11,9 @@ from gan_init.commands import pipeline as pipeline_cmd
 from gan_init.pipeline import CONFIGS, PipelineOptions, load_yaml, resolve_config
 from gan_init.report import write_report
 from gan_init.sweep import run_sweep
+from tests.tiny_configs import pipeline_configs
 
 pytestmark = pytest.mark.slow
-
-
-def tiny_configs(tmp_path: Path, dims: int) -> tuple[Path, Path]:
-    """The shipped CPU configs of ``dims``, shrunk: 16 px images, widths 4, a few steps."""
-    size = 16
-    cyc = load_yaml(CONFIGS / f"cyclegan_{dims}d.yaml")
-    cyc["trainer"].update(max_epochs=1, log_every_n_steps=1)
-    cyc["model"]["init_args"].update(epochs_constant=1, epochs_decay=0, ssim_kernel=3)
-    backbone = dict(base_width=4, n_blocks=1)
-    cyc["model"]["init_args"]["generator"]["init_args"]["backbone"].update(backbone)
-    cyc["model"]["init_args"]["discriminator"]["init_args"].update(base_width=4, n_layers=1)
-    cyc["data"]["init_args"].update(size=size, batch_size=2, samples_per_epoch=4, val_samples=2)
-
-    noise = load_yaml(CONFIGS / f"noise_{dims}d.yaml")
-    noise["trainer"].update(log_every_n_steps=1)
-    gen = noise["model"]["init_args"]["generator"]["init_args"]
-    gen.update(image_size=size, latent_dim=8)
-    gen["backbone"].update(backbone)
-    noise["model"]["init_args"]["discriminator"]["init_args"].update(
-        image_size=size, base_width=4, max_width=8
-    )
-    noise["data"]["init_args"].update(size=size, batch_size=2, samples_per_epoch=4)
-    callbacks = []
-    for cb in noise["trainer"]["callbacks"]:
-        kind = cb["class_path"].rsplit(".", 1)[-1]
-        if kind == "ProgressiveSchedule":
-            n = len(cb["init_args"]["train_images"])
-            cb["init_args"] = dict(train_images=[4] * n, fade_images=[2] * n, batch_size=[2] * n)
-            if dims == 3:  # 16^3 with n_down 2: levels 4 and 8 (stem), then the decoder's 8, 16
-                cb["init_args"] = dict(train_images=4, fade_images=2, batch_size=2)
-        elif kind == "EvaluationCallback":
-            cb["init_args"].update(
-                every_n_images=8, metrics=["swd"], costly_metrics=[], final_metrics=["swd", "msssim"],
-                n_samples=4, n_real=4, n_train=4, feature=None,
-            )  # fmt: skip
-        elif kind == "ModelCheckpoint":
-            cb["init_args"]["every_n_train_steps"] = 4
-        callbacks.append(cb)
-    noise["trainer"]["callbacks"] = callbacks
-    paths = tmp_path / f"cyclegan_{dims}d.yaml", tmp_path / f"noise_{dims}d.yaml"
-    paths[0].write_text(yaml.safe_dump(cyc))
-    paths[1].write_text(yaml.safe_dump(noise))
-    return paths
 
 
 def test_resolved_config_sends_everything_into_the_run_folder(tmp_path):
@@ -82,7 +40,7 @@ def test_bad_pipeline_options_are_named():
 
 @pytest.mark.parametrize("dims", [2, 3])
 def test_miniature_pipeline_end_to_end(tmp_path, dims, capsys):
-    cyc, noise = tiny_configs(tmp_path, dims)
+    cyc, noise = pipeline_configs(tmp_path, dims)
     runs = tmp_path / "runs"
     args = ["--dims", str(dims), "--cyclegan_config", str(cyc), "--noise_config", str(noise)]
     args += ["--runs_dir", str(runs), "--n_samples", "4", "--grow", "stem"]
@@ -126,7 +84,7 @@ def test_miniature_pipeline_end_to_end(tmp_path, dims, capsys):
 
 
 def test_miniature_sweep_survives_a_restart_and_reports(tmp_path):
-    cyc, noise = tiny_configs(tmp_path, 2)
+    cyc, noise = pipeline_configs(tmp_path, 2)
     sweep = {
         "method": "grid",
         "metric": {"name": "eval/swd", "goal": "minimize"},

@@ -9,7 +9,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -20,9 +19,14 @@ from pytorch_lightning import Callback
 from gan_init import cli
 from gan_init.lightning_cli import GanInitCLI
 from gan_init.pipeline import resolve_config
-from tests.transfer_helpers import SIZE, save_cyclegan, tiny_spec
-
-REPO = Path(__file__).resolve().parents[1]
+from tests.helpers import (
+    REPO,
+    save_cyclegan,
+    subprocess_env,
+    tiny_noise_gan_config,
+    tiny_spec,
+    wait_for,
+)
 
 
 class TouchAfterSteps(Callback):
@@ -42,7 +46,6 @@ def fit_config(
 ) -> dict:
     """A tiny noise GAN on blobs, checkpointing into ``folder/checkpoints`` (periodic saves
     every ``every_n`` steps: by default never, so a checkpoint on disk came from a signal)."""
-    size = SIZE[dims]
     return {
         "seed_everything": 0,
         "trainer": {
@@ -56,42 +59,13 @@ def fit_config(
                                "save_top_k": 0, "every_n_train_steps": every_n}},
             ],
         },
-        "model": {
-            "class_path": "gan_init.models.ProgressiveGAN",
-            "init_args": {
-                "generator": {
-                    "class_path": "gan_init.networks.NoiseGenerator",
-                    "init_args": {"backbone": tiny_spec(dims).to_dict(), "image_size": size,
-                                  "latent_dim": 8, "grow": "stem", "start_resolution": 2},
-                },
-                "discriminator": {
-                    "class_path": "gan_init.networks.ProgressiveDiscriminator",
-                    "init_args": {"spatial_dims": dims, "image_size": size, "min_resolution": 2,
-                                  "base_width": 4, "patch_stem": True},
-                },
-            },
-        },
-        "data": {"class_path": "tests.transfer_helpers.BlobData",
-                 "init_args": {"spatial_dims": dims}},
+        **tiny_noise_gan_config(dims),
     }  # fmt: skip
 
 
 def write(path: Path, config: dict) -> str:
     path.write_text(yaml.safe_dump(config))
     return str(path)
-
-
-def wait_for(condition, what: str, limit: float = 120.0) -> None:
-    """Poll ``condition`` (a failure bound for a stuck process, not a timing assertion)."""
-    deadline = time.monotonic() + limit
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up waiting for {what}")
-        time.sleep(0.1)
-
-
-def env() -> dict[str, str]:
-    return dict(os.environ, PYTHONPATH=str(REPO), WANDB_MODE="offline")
 
 
 def saved_step(path: Path) -> int:
@@ -113,7 +87,9 @@ def test_a_signal_saves_last_ckpt_and_the_run_resumes_from_it(tmp_path, dims, si
         fit_config(tmp_path / "run", dims, max_steps=10**6, callbacks=[touch]),
     )
     proc = subprocess.Popen(
-        [sys.executable, "-m", "gan_init", "fit", "--config", config], env=env(), cwd=tmp_path
+        [sys.executable, "-m", "gan_init", "fit", "--config", config],
+        env=subprocess_env(),
+        cwd=tmp_path,
     )
     try:
         wait_for(lambda: marker.exists() or proc.poll() is not None, "the fit to train")

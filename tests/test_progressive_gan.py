@@ -7,20 +7,13 @@ from torch import nn
 
 from gan_init.models import ProgressiveGAN, load_noise_gan
 from gan_init.models.progressive import gradient_penalty, real_at
-from gan_init.networks import BackboneSpec, NoiseGenerator, ProgressiveDiscriminator
+from gan_init.networks import ProgressiveDiscriminator
 from gan_init.nn.blocks import downsample2x, upsample2x
+from tests.helpers import tiny_progan
 
 
 def tiny_gan(spatial_dims: int = 2, size: int = 16, grow: str = "full") -> ProgressiveGAN:
-    torch.manual_seed(0)
-    spec = BackboneSpec(
-        spatial_dims=spatial_dims, base_width=4, n_down=1, n_blocks=1, norm="pixel",
-        upsample="nearest", activation="lrelu", equalized_lr=True,
-    )  # fmt: skip
-    start = 4 if size >= 16 else 2
-    g = NoiseGenerator(spec, image_size=size, latent_dim=8, grow=grow, start_resolution=start)
-    d = ProgressiveDiscriminator(spatial_dims, 1, size, min_resolution=start, base_width=4)
-    return ProgressiveGAN(g, d)
+    return tiny_progan(spatial_dims, size, grow, start_resolution=4 if size >= 16 else 2)
 
 
 class Linear(nn.Module):

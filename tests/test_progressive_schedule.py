@@ -5,13 +5,11 @@ import copy
 
 import pytest
 import torch
-from pytorch_lightning import Callback, LightningDataModule, Trainer
+from pytorch_lightning import Callback
 from pytorch_lightning.callbacks import ModelCheckpoint
-from torch.utils.data import DataLoader, Dataset
 
 from gan_init.callbacks import EMA, ProgressiveSchedule
-from gan_init.models import ProgressiveGAN
-from gan_init.networks import BackboneSpec, NoiseGenerator, ProgressiveDiscriminator
+from tests.helpers import BlobData, cpu_trainer, tiny_progan
 
 
 def built(n_levels, **kwargs) -> ProgressiveSchedule:
@@ -61,42 +59,6 @@ def test_full_schedule_drives_fewer_levels_with_the_same_budget():
 # ---- a tiny model and data module, trained through a real Trainer ------------------------------
 
 
-class Blobs(Dataset):
-    """Smooth random blobs in [-1, 1], ``{"image": [1, size, size]}``."""
-
-    def __init__(self, n: int, size: int) -> None:
-        g = torch.Generator().manual_seed(0)
-        low = torch.rand(n, 1, 4, 4, generator=g) * 2 - 1
-        self.images = torch.nn.functional.interpolate(low, size=(size, size), mode="bilinear")
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def __getitem__(self, i):
-        return {"image": self.images[i]}
-
-
-class TinyData(LightningDataModule):
-    def __init__(self, batch_size: int = 2, size: int = 16, n: int = 8) -> None:
-        super().__init__()
-        self.batch_size, self.dataset = batch_size, Blobs(n, size)
-        self.batch_sizes_served: list[int] = []
-
-    def train_dataloader(self):
-        self.batch_sizes_served.append(self.batch_size)
-        return DataLoader(self.dataset, batch_size=self.batch_size, drop_last=True)
-
-
-def tiny_gan() -> ProgressiveGAN:
-    torch.manual_seed(0)
-    spec = BackboneSpec(
-        spatial_dims=2, base_width=4, n_down=1, n_blocks=1, norm="pixel", upsample="nearest",
-        activation="lrelu", equalized_lr=True,
-    )  # fmt: skip
-    g = NoiseGenerator(spec, image_size=16, latent_dim=8)  # levels 4, 8, 16
-    return ProgressiveGAN(g, ProgressiveDiscriminator(2, 1, 16, base_width=4))
-
-
 class Snapshot(Callback):
     """Copies of the module and optimizer state when a checkpoint is saved / training starts."""
 
@@ -120,10 +82,9 @@ class Snapshot(Callback):
 
 
 def make_trainer(tmp_path, callbacks, max_steps):
-    return Trainer(
-        max_steps=max_steps, callbacks=callbacks, logger=False, enable_progress_bar=False,
-        enable_model_summary=False, accelerator="cpu", devices=1, default_root_dir=tmp_path,
-        reload_dataloaders_every_n_epochs=1, num_sanity_val_steps=0,
+    return cpu_trainer(
+        tmp_path, max_steps, callbacks, enable_checkpointing=True,
+        reload_dataloaders_every_n_epochs=1,
         log_every_n_steps=1,  # progress/* is logged on logging steps only (it costs a sync)
     )  # fmt: skip
 
@@ -153,9 +114,9 @@ def assert_optim_equal(a, b):
 def test_resume_mid_fade_in_restores_level_alpha_ema_and_optimizer(tmp_path):
     snap = Snapshot()
     ckpt = ModelCheckpoint(dirpath=tmp_path / "ckpt", every_n_train_steps=6, save_top_k=-1)
-    data = TinyData()
+    data = BlobData(2, n=8, size=16, coarse=4)
     first = make_trainer(tmp_path, [schedule(), EMA(decay=0.9), ckpt, snap], max_steps=100)
-    gan = tiny_gan()
+    gan = tiny_progan()
     first.fit(gan, datamodule=data)
     # The schedule ended the run at 24 images: 8 batches of 2 (epochs of 4 batches), then at
     # level 2 the next epoch's loader serves batches of 4; two optimizer steps per batch.
@@ -181,8 +142,12 @@ def test_resume_mid_fade_in_restores_level_alpha_ema_and_optimizer(tmp_path):
 
     resumed_snap = Snapshot()
     second = make_trainer(tmp_path, [schedule(), EMA(decay=0.9), resumed_snap], max_steps=10)
-    resumed = tiny_gan()
-    second.fit(resumed, datamodule=TinyData(), ckpt_path=ckpt.dirpath + "/epoch=0-step=6.ckpt")
+    resumed = tiny_progan()
+    second.fit(
+        resumed,
+        datamodule=BlobData(2, n=8, size=16, coarse=4),
+        ckpt_path=ckpt.dirpath + "/epoch=0-step=6.ckpt",
+    )
     started = resumed_snap.started
     assert started["progress"] == (1, 0.25, 6)
     assert_states_equal(started["state"], state)

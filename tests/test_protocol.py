@@ -20,12 +20,12 @@ from typing import Any
 
 import pytest
 import yaml
-from tiny_configs import shrink
 
 from gan_init.networks.backbones import BackboneSpec
 from gan_init.networks.progressive import NoiseGenerator
 from gan_init.pipeline import CONFIGS, load_yaml
 from gan_init.sweep import expand_command, load_sweep
+from tests.tiny_configs import shrink
 
 REPO = Path(__file__).resolve().parents[1]
 SWEEPS = sorted((REPO / "experiments" / "sweeps").glob("*.yaml"))

@@ -180,7 +180,8 @@ def test_a_pipeline_killed_mid_run_and_started_again_ends_with_the_uninterrupted
     """Through `gan-init pipeline`: SIGKILL to the pipeline mid noise-GAN run; its trainer saves
     on the parent-death signal; the same command again resumes and ends bit-identical."""
     from filelock import FileLock
-    from tiny_configs import shrink
+
+    from tests.tiny_configs import shrink
 
     (tmp_path / "resume_helpers.py").write_text(PIPELINE_HELPERS)
     cyc = shrink(load_yaml(CONFIGS / "cyclegan_2d.yaml"), 16)

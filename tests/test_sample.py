@@ -3,27 +3,10 @@
 import nibabel as nib
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from gan_init.cli import main
-from gan_init.models import ProgressiveGAN
-from gan_init.networks import BackboneSpec, NoiseGenerator, ProgressiveDiscriminator
-
-
-def checkpoint(tmp_path, spatial_dims: int, size: int):
-    torch.manual_seed(0)
-    spec = BackboneSpec(spatial_dims=spatial_dims, base_width=4, n_down=1, n_blocks=1)
-    g = NoiseGenerator(spec, image_size=size, latent_dim=8, start_resolution=size // 4)
-    gan = ProgressiveGAN(g, ProgressiveDiscriminator(spatial_dims, 1, size, size // 4, 4))
-    with torch.no_grad():  # an EMA that differs from G, so --no-ema shows
-        for p in gan.generator.parameters():
-            p.mul_(1.5)
-    ckpt = {"state_dict": gan.state_dict(), "hyper_parameters": dict(gan.hparams)}
-    gan.on_save_checkpoint(ckpt)
-    path = tmp_path / "noise.ckpt"
-    torch.save(ckpt, path)
-    return str(path)
+from tests.helpers import save_noise_gan
 
 
 def run(ckpt, out, *extra):
@@ -32,7 +15,7 @@ def run(ckpt, out, *extra):
 
 
 def test_sample_2d_png_grid_reproducible(tmp_path):
-    ckpt = checkpoint(tmp_path, 2, 16)
+    ckpt = save_noise_gan(tmp_path, 2, 16)
     a = run(ckpt, tmp_path / "a", "--seed", "1")
     b = run(ckpt, tmp_path / "b", "--seed", "1", "--batch-size", "2")
     c = run(ckpt, tmp_path / "c", "--seed", "2")
@@ -43,7 +26,7 @@ def test_sample_2d_png_grid_reproducible(tmp_path):
 
 
 def test_sample_3d_nifti_and_montage(tmp_path):
-    ckpt = checkpoint(tmp_path, 3, 8)
+    ckpt = save_noise_gan(tmp_path, 3, 8)
     run(ckpt, tmp_path / "out", "--seed", "0")
     volumes = sorted((tmp_path / "out").glob("sample_*.nii.gz"))
     assert len(volumes) == 5
@@ -51,7 +34,7 @@ def test_sample_3d_nifti_and_montage(tmp_path):
     assert data.shape == (8, 8, 8) and np.abs(data).max() <= 1.0
 
 
-def test_sample_refuses_missing_checkpoint(tmp_path, capsys):
+def test_sample_refuses_missing_save_noise_gan(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["sample", "--checkpoint", str(tmp_path / "nope.ckpt"), "--out", str(tmp_path)])
     assert "no such file" in capsys.readouterr().err

@@ -7,7 +7,6 @@ import copy
 
 import pytest
 import torch
-from cyclegan_helpers import PhantomDataModule, tiny_cyclegan, tiny_trainer
 
 from gan_init import speed
 from gan_init.callbacks import SpeedOptions
@@ -18,6 +17,7 @@ from gan_init.networks import (
     PatchGANDiscriminator,
     ProgressiveDiscriminator,
 )
+from tests.helpers import PhantomDataModule, cpu_trainer, tiny_cyclegan
 
 SIZE = {2: 16, 3: 8}
 
@@ -94,7 +94,7 @@ def test_cyclegan_trains_with_bf16_and_channels_last(tmp_path, d):
     model = tiny_cyclegan(d, pool_size=2)
     before = copy.deepcopy(model.g_t2_to_t1.state_dict())
     callback = SpeedOptions(channels_last=True)
-    trainer = tiny_trainer(
+    trainer = cpu_trainer(
         tmp_path, precision="bf16-mixed", max_steps=2, limit_val_batches=0, callbacks=[callback]
     )
     trainer.fit(model, PhantomDataModule(spatial_dims=d, size=SIZE[d]))

@@ -2,30 +2,15 @@
 
 import json
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
 import yaml
 
 from gan_init.sweep import expand_command, load_sweep, run_sweep
+from tests.helpers import fake_sweep_file
 
 SWEEPS = Path(__file__).resolve().parents[1] / "experiments" / "sweeps"
-
-FAKE_RUN = textwrap.dedent(
-    """
-    import json, os, sys
-    args = dict(a[2:].split("=", 1) for a in sys.argv[1:])
-    with open(os.environ["CALLS"], "a") as f:
-        f.write(json.dumps(args) + "\\n")
-    if args["init_strategy"] == "broken":
-        sys.exit(3)
-    out = os.environ["GAN_INIT_SUMMARY_OUT"]
-    os.makedirs(os.path.dirname(out), exist_ok=True)
-    status = "diverged" if args["init_strategy"] == "unstable" else "finished"
-    json.dump({"status": status, "run_dir": "x", "metrics": {"eval/swd": float(args["seed"])}}, open(out, "w"))
-    """
-)
 
 
 @pytest.mark.parametrize("path", sorted(SWEEPS.glob("*.yaml")), ids=lambda p: p.name)
@@ -62,19 +47,6 @@ def test_command_macros_expand_like_wandb_agent():
     assert cmd == [sys.executable, "-m", "gan_init", "pipeline", "--seed=0"]
 
 
-def _sweep_file(tmp_path: Path, strategies: list[str]) -> Path:
-    (tmp_path / "fake_run.py").write_text(FAKE_RUN)
-    sweep = {
-        "method": "grid",
-        "metric": {"name": "eval/swd", "goal": "minimize"},
-        "parameters": {"init_strategy": {"values": strategies}, "seed": {"values": [0, 1]}},
-        "command": ["${interpreter}", str(tmp_path / "fake_run.py"), "${args}"],
-    }
-    path = tmp_path / "grid.yaml"
-    path.write_text(yaml.safe_dump(sweep))
-    return path
-
-
 def _calls(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
@@ -82,7 +54,7 @@ def _calls(path: Path) -> list[dict]:
 def test_grid_runs_each_once_records_failures_and_resumes(tmp_path, monkeypatch):
     calls = tmp_path / "calls.jsonl"
     monkeypatch.setenv("CALLS", str(calls))
-    sweep = _sweep_file(tmp_path, ["scratch", "broken", "unstable"])
+    sweep = fake_sweep_file(tmp_path, ["scratch", "broken", "unstable"])
     runs = tmp_path / "runs"
 
     state = run_sweep(sweep, runs_dir=runs, max_runs=2)  # "killed" after two runs
@@ -105,7 +77,7 @@ def test_grid_runs_each_once_records_failures_and_resumes(tmp_path, monkeypatch)
 def test_run_interrupted_mid_way_runs_again_first(tmp_path, monkeypatch):
     calls = tmp_path / "calls.jsonl"
     monkeypatch.setenv("CALLS", str(calls))
-    sweep = _sweep_file(tmp_path, ["scratch"])
+    sweep = fake_sweep_file(tmp_path, ["scratch"])
     runs = tmp_path / "runs"
     run_sweep(sweep, runs_dir=runs, max_runs=1)
     state_file = runs / "sweeps" / "grid.json"

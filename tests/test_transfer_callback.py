@@ -11,9 +11,15 @@ from pytorch_lightning.loggers import CSVLogger
 
 from gan_init.callbacks import ProgressiveSchedule, WeightTransfer
 from gan_init.transfer import effective_state
-from tests.cyclegan_helpers import PhantomDataModule
-from tests.cyclegan_helpers import tiny_cyclegan as tiny_cyclegan_model
-from tests.transfer_helpers import BlobData, cpu_trainer, save_cyclegan, tiny_noise_gan, tiny_spec
+from tests.helpers import (
+    BlobData,
+    PhantomDataModule,
+    cpu_trainer,
+    save_cyclegan,
+    tiny_cyclegan,
+    tiny_noise_gan,
+    tiny_spec,
+)
 
 
 class Probe(Callback):
@@ -170,5 +176,5 @@ def test_callback_errors_are_named(tmp_path, source):
         )
     with pytest.raises(TypeError, match="starts a noise GAN.*CycleGAN"):
         cpu_trainer(tmp_path, 2, [WeightTransfer("cyclegan", source=str(source))]).fit(
-            tiny_cyclegan_model(2), PhantomDataModule(2)
+            tiny_cyclegan(2), PhantomDataModule(2)
         )

@@ -9,43 +9,7 @@ import yaml
 
 from gan_init.callbacks import WeightTransfer
 from gan_init.lightning_cli import GanInitCLI
-from tests.transfer_helpers import save_cyclegan, tiny_spec
-
-
-def noise_config(tmp_path, callbacks=None) -> str:
-    spec = tiny_spec(2).to_dict()
-    config = {
-        "seed_everything": 0,
-        "trainer": {
-            "accelerator": "cpu", "devices": 1, "max_steps": 2, "logger": False,
-            "enable_checkpointing": False, "enable_progress_bar": False,
-            "enable_model_summary": False, "default_root_dir": str(tmp_path / "run"),
-            "callbacks": callbacks or [],
-        },
-        "model": {
-            "class_path": "gan_init.models.ProgressiveGAN",
-            "init_args": {
-                "generator": {
-                    "class_path": "gan_init.networks.NoiseGenerator",
-                    "init_args": {
-                        "backbone": spec, "image_size": 16, "latent_dim": 8, "grow": "stem",
-                        "start_resolution": 2,
-                    },
-                },
-                "discriminator": {
-                    "class_path": "gan_init.networks.ProgressiveDiscriminator",
-                    "init_args": {
-                        "spatial_dims": 2, "image_size": 16, "min_resolution": 2,
-                        "base_width": 4, "patch_stem": True,
-                    },
-                },
-            },
-        },
-        "data": {"class_path": "tests.transfer_helpers.BlobData", "init_args": {"spatial_dims": 2}},
-    }  # fmt: skip
-    path = tmp_path / "noise.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return str(path)
+from tests.helpers import noise_config, save_cyclegan, tiny_spec
 
 
 def transfers(cli) -> list[WeightTransfer]:

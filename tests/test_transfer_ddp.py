@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.transfer_helpers import save_cyclegan, tiny_spec
+from tests.helpers import save_cyclegan, tiny_spec
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -23,7 +23,7 @@ SCRIPT = textwrap.dedent(
 
     from gan_init.callbacks import WeightTransfer
     from gan_init.cli import end_process_group
-    from tests.transfer_helpers import BlobData, cpu_trainer, tiny_noise_gan
+    from tests.helpers import BlobData, cpu_trainer, tiny_noise_gan
 
 
     def digest(module):

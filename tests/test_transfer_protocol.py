@@ -15,13 +15,13 @@ from gan_init.networks import BackboneSpec, NoiseGenerator
 from gan_init.networks.progressive import GROW_MODES
 from gan_init.transfer.strategies import StrategyContext, renderer_freeze
 from gan_init.transfer.transfer import frozen_now, release_points
-from tests.cyclegan_helpers import tiny_cyclegan
-from tests.test_canonical_import import reference_generator
-from tests.transfer_helpers import (
+from tests.helpers import (
     SIZE,
     BlobData,
     cpu_trainer,
+    reference_generator,
     save_cyclegan,
+    tiny_cyclegan,
     tiny_noise_gan,
     tiny_spec,
 )

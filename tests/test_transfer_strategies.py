@@ -23,8 +23,14 @@ from gan_init.transfer.transfer import (
     set_frozen,
     transfer_summary,
 )
-from tests.test_canonical_import import NLayerDiscriminator, reference_generator
-from tests.transfer_helpers import SIZE, save_cyclegan, tiny_noise_gan, tiny_spec
+from tests.helpers import (
+    SIZE,
+    NLayerDiscriminator,
+    reference_generator,
+    save_cyclegan,
+    tiny_noise_gan,
+    tiny_spec,
+)
 
 RENDERER = ("generator.trunk.", "generator.decoder.", "generator.head.")
 D_STEM = {2: "discriminator.blocks.b16.conv0.", 3: "discriminator.blocks.b8.conv0."}

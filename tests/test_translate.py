@@ -21,31 +21,14 @@ from gan_init.commands.translate import (
     translate_file,
 )
 from gan_init.transfer import CheckpointError
-from tests.cyclegan_helpers import phantom, tiny_cyclegan
-
-
-def write_checkpoint(path, spatial_dims, image_shape=None, spacing=None, upright=False):
-    """A project checkpoint without Lightning: state_dict + gan_init metadata."""
-    torch.manual_seed(0)
-    model = tiny_cyclegan(spatial_dims)
-    if image_shape is not None:
-        model.data_info["image_shape"] = list(image_shape)
-    model.data_info["voxel_spacing"] = spacing
-    if upright:  # as the ICBM and NIfTI-folder modules record their axial slices
-        model.data_info["slicing"] = {"axis": 2, "plane": "axial", "display": "upright"}
-    torch.save({"state_dict": model.state_dict(), "gan_init": model.metadata()}, path)
-    return model
-
-
-def write_nifti(path, shape=(11, 13, 9), affine=None):
-    _, t2 = phantom(shape, torch.Generator().manual_seed(3))
-    data = ((t2[0].numpy() + 1) * 400).astype(np.int16)  # scanner-like integer intensities
-    affine = np.diag([1.5, -1.0, 2.0, 1.0]) if affine is None else affine
-    affine[:3, 3] = [-8.0, 6.0, -9.0]
-    image = nib.Nifti1Image(data, affine)
-    image.header["descrip"] = b"test volume"
-    nib.save(image, str(path))
-    return image
+from tests.helpers import (
+    GRID,
+    HEAD_CENTRE_MM,
+    HEAD_RADII_MM,
+    write_checkpoint,
+    write_head,
+    write_nifti,
+)
 
 
 @pytest.mark.parametrize("spatial_dims", [2, 3])
@@ -149,24 +132,6 @@ def test_cli_translate_and_bad_inputs(tmp_path, capsys):
 
 
 # ---- the training's field of view: a large, finely sampled scan, an off-centre head -------------
-
-# Training grid of the tests: 2D 16 x 16 slices, 3D 8^3 volumes, both a 120 mm field of view.
-GRID = {2: ((16, 16), 7.5), 3: ((8, 8, 8), 15.0)}
-HEAD_RADII_MM = np.array([45.0, 55.0, 40.0])  # extent 90 x 110 x 80 mm
-HEAD_CENTRE_MM = np.array([20.0, -15.0, 10.0])  # world (RAS) mm
-
-
-def write_head(path, zooms=(3.0, 2.5, 3.5), shape=(60, 70, 50), radii=HEAD_RADII_MM):
-    """An ellipsoid 'head' (a dark 'ventricle' inside) off the centre of a scan with a larger field
-    of view (180 x 175 x 175 mm) and finer voxels than training, stored flipped (L, P, S)."""
-    affine = np.diag([-zooms[0], -zooms[1], zooms[2], 1.0])
-    affine[:3, 3] = -affine[:3, :3] @ ((np.array(shape) - 1) / 2)  # world 0 at the centre
-    ijk = np.stack(np.meshgrid(*[np.arange(n) for n in shape], indexing="ij"), -1)
-    world = ijk @ affine[:3, :3].T + affine[:3, 3]
-    r = (((world - HEAD_CENTRE_MM) / radii) ** 2).sum(-1)
-    data = np.where(r < 1, 600.0, 0.0) - np.where(r < 0.1, 300.0, 0.0)
-    nib.save(nib.Nifti1Image(data.astype(np.float32), affine), str(path))
-    return data, affine
 
 
 def extent_and_centre_mm(mask, affine):

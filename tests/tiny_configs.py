@@ -1,10 +1,16 @@
 """Shipped configs shrunk to CPU-test size (16 px, widths 4, a few images): the same callbacks
-and structure as the real thing, so tests exercise what users run."""
+and structure as the real thing, so tests exercise what users run. ``shrink`` for one config,
+``pipeline_configs`` for the CycleGAN and noise configs ``gan-init pipeline`` takes."""
 
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any
+
+import yaml
+
+from gan_init.pipeline import CONFIGS, load_yaml
 
 
 def shrink(config: dict[str, Any], size: int) -> dict[str, Any]:
@@ -51,3 +57,46 @@ def shrink(config: dict[str, Any], size: int) -> dict[str, Any]:
         elif kind == "ModelCheckpoint":
             args["every_n_train_steps"] = 4
     return config
+
+
+def pipeline_configs(tmp_path: Path, dims: int) -> tuple[Path, Path]:
+    """The shipped CPU configs of ``dims``, shrunk: 16 px images, widths 4, a few steps."""
+    size = 16
+    cyc = load_yaml(CONFIGS / f"cyclegan_{dims}d.yaml")
+    cyc["trainer"].update(max_epochs=1, log_every_n_steps=1)
+    cyc["model"]["init_args"].update(epochs_constant=1, epochs_decay=0, ssim_kernel=3)
+    backbone = dict(base_width=4, n_blocks=1)
+    cyc["model"]["init_args"]["generator"]["init_args"]["backbone"].update(backbone)
+    cyc["model"]["init_args"]["discriminator"]["init_args"].update(base_width=4, n_layers=1)
+    cyc["data"]["init_args"].update(size=size, batch_size=2, samples_per_epoch=4, val_samples=2)
+
+    noise = load_yaml(CONFIGS / f"noise_{dims}d.yaml")
+    noise["trainer"].update(log_every_n_steps=1)
+    gen = noise["model"]["init_args"]["generator"]["init_args"]
+    gen.update(image_size=size, latent_dim=8)
+    gen["backbone"].update(backbone)
+    noise["model"]["init_args"]["discriminator"]["init_args"].update(
+        image_size=size, base_width=4, max_width=8
+    )
+    noise["data"]["init_args"].update(size=size, batch_size=2, samples_per_epoch=4)
+    callbacks = []
+    for cb in noise["trainer"]["callbacks"]:
+        kind = cb["class_path"].rsplit(".", 1)[-1]
+        if kind == "ProgressiveSchedule":
+            n = len(cb["init_args"]["train_images"])
+            cb["init_args"] = dict(train_images=[4] * n, fade_images=[2] * n, batch_size=[2] * n)
+            if dims == 3:  # 16^3 with n_down 2: levels 4 and 8 (stem), then the decoder's 8, 16
+                cb["init_args"] = dict(train_images=4, fade_images=2, batch_size=2)
+        elif kind == "EvaluationCallback":
+            cb["init_args"].update(
+                every_n_images=8, metrics=["swd"], costly_metrics=[], final_metrics=["swd", "msssim"],
+                n_samples=4, n_real=4, n_train=4, feature=None,
+            )  # fmt: skip
+        elif kind == "ModelCheckpoint":
+            cb["init_args"]["every_n_train_steps"] = 4
+        callbacks.append(cb)
+    noise["trainer"]["callbacks"] = callbacks
+    paths = tmp_path / f"cyclegan_{dims}d.yaml", tmp_path / f"noise_{dims}d.yaml"
+    paths[0].write_text(yaml.safe_dump(cyc))
+    paths[1].write_text(yaml.safe_dump(noise))
+    return paths

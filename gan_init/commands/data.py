@@ -186,4 +186,4 @@ def main(argv: list[str]) -> int:
         return check(args)
     except (DataError, ValueError, FileNotFoundError) as err:
         print(f"gan-init data: {err}", file=sys.stderr)
-        return 1
+        return 2  # an input error, like every other command's
