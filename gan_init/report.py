@@ -23,6 +23,7 @@ import csv
 import math
 import shutil
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -223,6 +224,47 @@ def sweep_specs(runs_dir: Path) -> dict[tuple[str, str], EndpointSpec]:
                 run_dir = Path(record["run_dir"])
                 specs[(run_dir.parent.name, run_dir.name)] = spec
     return specs
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:.0f} min" if seconds >= 600 else f"{seconds / 60:.1f} min"
+
+
+def sweep_time_lines(runs_dir: Path) -> list[str]:
+    """What each sweep cost: its runs by state, their summed run time and the wall time from the
+    first run's start to the last run's end (from ``runs/sweeps/<name>.json``)."""
+    rows = []
+    for state_file in sorted((runs_dir / "sweeps").glob("*.json")):
+        state = read_json(state_file) or {}
+        records = state.get("runs", [])
+        if not records:
+            continue
+        spans = [
+            (datetime.fromisoformat(r["started"]), datetime.fromisoformat(r["ended"]))
+            for r in records
+            if r.get("started") and r.get("ended")
+        ]
+        states = {}
+        for r in records:
+            states[r.get("state", "?")] = states.get(r.get("state", "?"), 0) + 1
+        counts = ", ".join(f"{n} {k}" for k, n in sorted(states.items()))
+        run_time = sum((b - a).total_seconds() for a, b in spans)
+        wall = (max(b for _, b in spans) - min(a for a, _ in spans)).total_seconds() if spans else 0
+        name = state.get("sweep_file") or state_file.stem
+        rows.append(f"| `{name}` | {counts} | {_minutes(run_time)} | {_minutes(wall)} |")
+    if not rows:
+        return []
+    return [
+        "## Sweeps run",
+        "",
+        "| sweep | runs | summed run time | wall time (first start to last end) |",
+        "| --- | --- | --- | --- |",
+        *rows,
+        "",
+        "Run times include each run's CycleGAN stage when it trained one (once per seed) and its "
+        "samples and final metrics; a run resumed after a stop counts from its last start.",
+        "",
+    ]
 
 
 def section_spec(
@@ -745,6 +787,7 @@ def write_report(runs_dir: str | Path, out_dir: str | Path | None = None) -> Pat
     for plan, names in plans.items():
         lines += [f"**{', '.join(names)}**", "", plan]
     lines += [f"Verdict rule: {VERDICT_RULE}", ""]
+    lines += sweep_time_lines(runs_dir)
     panels = [
         (f"{dims}D {config}", spec, analyse(members, spec, spec.primary))
         for dims, config, members, spec, _ in sections

@@ -146,6 +146,9 @@ def sweep_runs(tmp_path_factory):
                     {"name": r.name, "run_dir": str(r), "state": "finished"} for r in runs_here
                 ]
         fake_run(tmp_path, dims, "cyclegan_g_and_d", "stem", 0, 2.0, **extra)  # one pair only
+    # Timestamps of two runs: 10 + 20 minutes of runs over a 45-minute wall time.
+    records[0] |= {"started": "2026-01-01T10:00:00", "ended": "2026-01-01T10:10:00"}
+    records[1] |= {"started": "2026-01-01T10:25:00", "ended": "2026-01-01T10:45:00"}
     endpoints = {"primary": "auc(eval/swd)", "secondary": ["reach(eval/swd)", "diverged"]}
     endpoints |= {"margin": "10%", "alpha": 0.05, "power": 0.8}
     state = {"runs": records, "sweep_file": "sweeps/mine.yaml", "endpoints": endpoints}
@@ -180,6 +183,13 @@ def test_report_states_the_plan_before_any_number_and_the_floor(sweep_runs):
     assert "final KID (`final(eval/kid)`): not logged by these runs" in three_d
     overview = text[text.index("## Paired difference") : text.index("## 2D and 3D side by side")]
     assert "| cyclegan | **better**" in overview
+
+
+def test_report_states_what_each_sweep_cost(sweep_runs):
+    _, text = sweep_runs
+    table = text[text.index("## Sweeps run") : text.index("## Paired difference")]
+    n = 5 * (1 + len(ARMS))
+    assert f"| `sweeps/mine.yaml` | {n} finished | 30 min | 45 min |" in table
 
 
 def test_report_plots_the_transfer_diagnostics(sweep_runs):
