@@ -596,7 +596,7 @@ def plot_paired(panels: list[tuple[str, EndpointSpec, list[Comparison]]], out: P
     grows = sorted({c.grow for _, _, cs in rows for c in cs})
     strategies = sorted({c.strategy for _, _, cs in rows for c in cs}, reverse=True)
     fig, axes = plt.subplots(
-        len(rows), len(grows), figsize=(5.0 * len(grows) + 2.4, 0.45 * len(strategies) * len(rows) + 1.6 * len(rows)),
+        len(rows), len(grows), figsize=(5.8 * len(grows) + 2.4, 0.45 * len(strategies) * len(rows) + 1.6 * len(rows)),
         dpi=120, squeeze=False, sharey=True,
     )  # fmt: skip
     for (i, (title, spec, comparisons)), (j, grow) in (
@@ -611,6 +611,16 @@ def plot_paired(panels: list[tuple[str, EndpointSpec, list[Comparison]]], out: P
     fig.savefig(out)
     plt.close(fig)
     return out
+
+
+def _deciding_p(c: Comparison) -> str:
+    """The pairs and the Holm-adjusted p values behind a verdict, for a plot label."""
+    parts = [f"n={c.test.n}"]
+    if c.verdict in ("better", "worse", "inconclusive") and math.isfinite(c.p_holm):
+        parts.append(f"Holm p {c.p_holm:.2g}")
+    if c.verdict in ("equivalent", "inconclusive") and math.isfinite(c.tost_holm):
+        parts.append(f"TOST {c.tost_holm:.2g}")
+    return ", ".join(parts)
 
 
 def _paired_panel(
@@ -631,8 +641,11 @@ def _paired_panel(
         if math.isfinite(low):
             ax.errorbar(c.test.mean, y, xerr=[[c.test.mean - low], [high - c.test.mean]],
                         fmt="D", color=col, ms=5, capsize=3, zorder=3)  # fmt: skip
-        ax.annotate(f"{c.verdict} (n={c.test.n})", (1.01, y), xycoords=("axes fraction", "data"),
-                    fontsize=7, va="center", color=col)  # fmt: skip
+        ax.annotate(f"{c.verdict} ({_deciding_p(c)})", (1.01, y), fontsize=7, va="center",
+                    xycoords=("axes fraction", "data"), color=col)  # fmt: skip
+    for strategy in sorted(set(strategies) - {c.strategy for c in comparisons}):
+        ax.annotate("not run here", (1.01, strategies.index(strategy)), fontsize=7, va="center",
+                    xycoords=("axes fraction", "data"), color="0.55")  # fmt: skip
     better = "← better | worse →" if spec.primary.sign > 0 else "← worse | better →"
     ax.text(0.5, 0.02, better, transform=ax.transAxes, ha="center", va="bottom", fontsize=7)
     ax.grid(axis="x", alpha=0.3)
@@ -799,9 +812,10 @@ def write_report(runs_dir: str | Path, out_dir: str | Path | None = None) -> Pat
             "",
             f"![paired difference to scratch]({headline.name})",
             "",
-            "Diamond and bar: mean paired difference and its 95% t interval; grey dots: the "
-            "seeds; shaded: the equivalence band; left of zero is better for a lower-is-better "
-            "endpoint.",
+            "Diamond and bar: mean paired difference and its 95% t interval (not adjusted); "
+            "grey dots: the seeds; shaded: the equivalence band; left of zero is better for a "
+            "lower-is-better endpoint. The verdicts use Holm-adjusted p across the strategies of "
+            "a panel, so a bar that misses zero can still be inconclusive.",
             "",
         ]
         lines += verdict_overview(panels)

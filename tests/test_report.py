@@ -260,3 +260,26 @@ def test_a_resumed_run_keeps_its_curve_from_before_the_resume(tmp_path):
     xs, ys = read_run_curves(run)["eval/swd"]
     assert xs.tolist() == [100, 200, 300, 400, 500]
     assert ys.tolist() == [9.0, 8.0, 7.0, 6.0, 5.0]
+
+
+def test_plot_labels_give_the_deciding_holm_p_and_runs_missing_strategies(tmp_path):
+    from gan_init.report import _deciding_p, plot_paired
+    from gan_init.stats import DEFAULT_SPEC, Comparison, paired_t
+
+    def comparison(strategy, verdict, p_holm, tost_holm):
+        test = paired_t([1.0, 2.0, 3.0])
+        return Comparison(strategy, "stem", [0, 1, 2], [1.0, 2.0, 3.0], 2.0, 0.0, test, 5.0,
+                          0.5, 4.0, p_holm=p_holm, tost_holm=tost_holm, verdict=verdict)  # fmt: skip
+
+    better = comparison("cyclegan", "better", 0.012, 0.9)
+    equivalent = comparison("cyclegan_untrained", "equivalent", 0.7, 0.03)
+    inconclusive = comparison("cyclegan_t1_to_t2", "inconclusive", 0.2, 0.4)
+    assert _deciding_p(better) == "n=3, Holm p 0.012"
+    assert _deciding_p(equivalent) == "n=3, TOST 0.03"
+    assert _deciding_p(inconclusive) == "n=3, Holm p 0.2, TOST 0.4"
+    # a sweep without one of the strategies: its rows say so, the plot is still written
+    panels = [
+        ("2D a", DEFAULT_SPEC, [better, equivalent, inconclusive]),
+        ("3D b", DEFAULT_SPEC, [better]),
+    ]
+    assert plot_paired(panels, tmp_path / "paired.png").is_file()
