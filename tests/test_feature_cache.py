@@ -152,3 +152,24 @@ def test_a_second_run_measures_only_its_samples(tmp_path, spatial_dims):
     assert counting.seen == (6 + 5) * per_image  # the samples and the new real set
     counting, _ = _run(tmp_path / "d", spatial_dims, None)  # no disk cache
     assert counting.seen == 4 * 6 * per_image
+
+
+@pytest.mark.parametrize(
+    ("shape", "batches"), [((6, 6, 6), [12]), ((6, 7, 8), [4, 4, 4])], ids=["cubic", "odd"]
+)
+def test_slice_features_mean_over_axes_in_one_batch(shape, batches):
+    counting = Counting()
+    calls = []
+    counting.register_forward_hook(lambda m, args, out: calls.append(args[0].shape[0]))
+    vols = torch.rand(2, 1, *shape, generator=torch.Generator().manual_seed(3)) * 2 - 1
+    net = SliceFeatures(counting, slices_per_axis=2)
+    feats = net(vols)
+    # Cubic volumes: the three axes' slices go through the network as one batch.
+    assert calls == batches
+    expected = [
+        counting(vols.select(axis, i))
+        for axis in (2, 3, 4)
+        for i in net.slice_indices(vols.shape[axis])
+    ]
+    assert torch.allclose(feats, torch.stack(expected).mean(0), atol=1e-6)
+    assert net.fingerprint == "slices2@0.6|counting-v1"
