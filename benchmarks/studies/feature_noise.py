@@ -15,6 +15,7 @@ Besides real-vs-real, each variant measures real against a degraded real set (Ga
 std 0.1 added), to check that a variant still separates what the reference separates. Printed:
 per variant the mean and std over seeds, and the mean paired difference to the reference with its
 std. A variant keeps the metric when its difference is small against the reference's std.
+A study (tens of minutes on 2 cores), so outside ``make bench``, which runs ``benchmarks/*.py``.
 """
 
 from __future__ import annotations
