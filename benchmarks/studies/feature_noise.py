@@ -1,6 +1,11 @@
 """Does a cheaper feature extraction change FID/KID beyond their own seed-to-seed noise?
 
-    .venv/bin/python benchmarks/studies/feature_noise.py [--seeds 8] [--out feature_noise.json]
+    .venv/bin/python benchmarks/studies/feature_noise.py [--seeds 8] [--dims 3 2]
+        [--features feats.pt] [--out feature_noise.json]
+
+``--features`` keeps the extracted features (the slow part) for a second analysis. FID is
+computed exactly from the n x n Gram matrices (``fid_low_rank``, checked against torchmetrics
+once per dimension), since torchmetrics' 2048 x 2048 eigenproblem takes minutes per call here.
 
 Real-vs-real: a pool of real images of the configs' data (2D 64^2: 256, 3D 32^3: 128 volumes,
 val + test) is split at random into two disjoint halves of the configs' evaluation size (2D 128,
@@ -24,6 +29,7 @@ import argparse
 import json
 import statistics
 import time
+from pathlib import Path
 
 import torch
 from torchmetrics.image.fid import FrechetInceptionDistance
@@ -33,18 +39,34 @@ from data_modules.icbm import IcbmDataModule
 from gan_init.metrics.features import FidInceptionV3, PrecomputedFeatures, SliceFeatures
 
 
-def fid_kid(a: torch.Tensor, b: torch.Tensor, seed: int) -> tuple[float, float]:
-    identity = PrecomputedFeatures(a.shape[1])
-    fid = FrechetInceptionDistance(feature=identity)
+def fid_low_rank(a: torch.Tensor, b: torch.Tensor) -> float:
+    """FID of features ``[n, F]`` with n < F, exactly, in O(n^2 F): with centred, scaled
+    ``X = (x - mean) / sqrt(n - 1)`` (so the covariance is X^T X), the non-zero eigenvalues of
+    S_a S_b are the squared singular values of X_a X_b^T, so tr sqrt(S_a S_b) is its nuclear norm
+    (torchmetrics solves the F x F eigenproblem: minutes here at F = 2048)."""
+    xa = (a - a.mean(0)) / (len(a) - 1) ** 0.5
+    xb = (b - b.mean(0)) / (len(b) - 1) ** 0.5
+    trace_sqrt = torch.linalg.svdvals(xa @ xb.T).sum()
+    mean_term = (a.mean(0) - b.mean(0)).square().sum()
+    return float(mean_term + xa.square().sum() + xb.square().sum() - 2 * trace_sqrt)
+
+
+def fid_torchmetrics(a: torch.Tensor, b: torch.Tensor) -> float:
+    fid = FrechetInceptionDistance(feature=PrecomputedFeatures(a.shape[1]))
     fid.update(a, real=True)
     fid.update(b, real=False)
+    return float(fid.compute())
+
+
+def fid_kid(a: torch.Tensor, b: torch.Tensor, seed: int) -> tuple[float, float]:
+    identity = PrecomputedFeatures(a.shape[1])
     kid = KernelInceptionDistance(feature=identity, subset_size=min(len(a), len(b)) // 2)
     kid.update(a, real=True)
     kid.update(b, real=False)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         kid_mean, _ = kid.compute()
-    return float(fid.compute()), float(kid_mean)
+    return fid_low_rank(a, b), float(kid_mean)
 
 
 def per_slice_features(net, volumes: torch.Tensor, idx: list[int]) -> torch.Tensor:
@@ -81,18 +103,26 @@ def summarize(values: dict[str, list[float]], ref: str) -> dict[str, dict[str, f
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=8)
+    parser.add_argument("--dims", nargs="+", type=int, default=[3, 2])
+    parser.add_argument("--features", default=None, help="save/load the features here (.pt)")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
     torch.manual_seed(0)
     net = FidInceptionV3()
     results = {}
-    for dims, size, n_half in ((3, 32, 32), (2, 64, 128)):
+    stored = torch.load(args.features) if args.features and Path(args.features).is_file() else {}
+    sizes = {3: (32, 32), 2: (64, 128)}  # data side, evaluation set size (the configs')
+    for dims in args.dims:
+        size, n_half = sizes[dims]
         dm = IcbmDataModule(spatial_dims=dims, size=size, mode="noise")
         pool = torch.cat([dm.real_images(n_half, "val"), dm.real_images(n_half, "test")])
         noisy = (pool + 0.1 * torch.randn_like(pool)).clamp(-1, 1)
         start = time.perf_counter()
         feats: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
-        if dims == 3:
+        ref = "spa4" if dims == 3 else "fp32"
+        if f"{dims}d" in stored:
+            feats = stored[f"{dims}d"]
+        elif dims == 3:
             spa4 = SliceFeatures(net, slices_per_axis=4).slice_indices(size)
             spa2 = SliceFeatures(net, slices_per_axis=2).slice_indices(size)
             centre = SliceFeatures(net, slices_per_axis=1).slice_indices(size)
@@ -106,14 +136,19 @@ def main() -> None:
             feats = {"spa4": pick(spa4), "spa2": pick(spa2), "spa1": pick(centre)}
             half = [per_slice_features(bf16(net), x, centre) for x in (pool, noisy)]
             feats["spa1_bf16"] = tuple(f.mean(dim=(1, 2)) for f in half)
-            ref = "spa4"
         else:
             for name, fn in (("fp32", net), ("bf16", bf16(net))):
                 feats[name] = tuple(
                     torch.cat([fn(c) for c in x.split(64)]).double() for x in (pool, noisy)
                 )
-            ref = "fp32"
+        stored[f"{dims}d"] = feats
+        if args.features:
+            torch.save(stored, args.features)
         print(f"{dims}D features: {time.perf_counter() - start:.0f} s", flush=True)
+        ref_feats = feats[ref][0]
+        exact = fid_torchmetrics(ref_feats[:n_half], ref_feats[n_half : 2 * n_half])
+        fast = fid_low_rank(ref_feats[:n_half], ref_feats[n_half : 2 * n_half])
+        print(f"{dims}D FID check: torchmetrics {exact:.4f}, low-rank {fast:.4f}", flush=True)
         table: dict[str, dict[str, list[float]]] = {}
         for seed in range(args.seeds):
             perm = torch.randperm(len(pool), generator=torch.Generator().manual_seed(seed))
