@@ -173,3 +173,27 @@ def test_slice_features_mean_over_axes_in_one_batch(shape, batches):
     ]
     assert torch.allclose(feats, torch.stack(expected).mean(0), atol=1e-6)
     assert net.fingerprint == "slices2@0.6|counting-v1"
+
+
+def test_evaluate_command_reuses_the_real_sets_features(tmp_path, monkeypatch, capsys):
+    import data_modules
+    from gan_init import cli
+    from gan_init.commands import evaluate as evaluate_cmd
+    from tests.test_metrics_evaluate_cmd import FakeData, FakeGAN
+
+    monkeypatch.setattr(evaluate_cmd, "load_noise_gan", lambda path: FakeGAN())
+    monkeypatch.setattr(data_modules, "FakeData", FakeData, raising=False)
+    monkeypatch.setattr(evaluate_cmd, "cache_dir", lambda: tmp_path / "cache")
+    config = tmp_path / "data.yaml"
+    config.write_text("data:\n  class_path: data_modules.FakeData\n")
+    seen = []
+    for _ in range(2):
+        counting = Counting()
+        monkeypatch.setattr(evaluate_cmd, "load_feature_extractor", lambda *a, c=counting, **k: c)
+        argv = ["evaluate", "--checkpoint", "x.ckpt", "--data", str(config), "--n", "6"]
+        assert cli.main([*argv, "--metrics", "fid,memo", "--out", str(tmp_path / "m.json")]) == 0
+        seen.append(counting.seen)
+    # First: samples, real and training images once each; then the samples only (+2: the
+    # estimate's timing probe).
+    assert seen == [18 + 2, 6 + 2]
+    assert "features of 6 images" in capsys.readouterr().err

@@ -60,7 +60,8 @@ class CachedFeatures(nn.Module):
         self.memory: dict[str, Tensor] = {}
         self.computed = 0
 
-    def forward(self, images: Tensor, persist: bool = False) -> Tensor:
+    def _lookup(self, images: Tensor, persist: bool) -> tuple[list[str], list[int], Path | None]:
+        """Digests, indices not cached (after reading the set's file), the set's file."""
         digests = [image_digest(image, self.salt) for image in images]
         missing = [i for i, d in enumerate(digests) if d not in self.memory]
         file = None
@@ -70,6 +71,14 @@ class CachedFeatures(nn.Module):
             if missing and file.is_file():
                 self._load(file)
                 missing = [i for i, d in enumerate(digests) if d not in self.memory]
+        return digests, missing, file
+
+    def count_missing(self, images: Tensor, persist: bool = False) -> int:
+        """How many of ``images`` the extractor would run on (for a time estimate)."""
+        return len(self._lookup(images, persist)[1])
+
+    def forward(self, images: Tensor, persist: bool = False) -> Tensor:
+        digests, missing, file = self._lookup(images, persist)
         if missing:
             feats = self.extractor(images[missing]).detach().float().cpu()
             self.memory.update((digests[i], f) for i, f in zip(missing, feats))

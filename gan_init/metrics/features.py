@@ -33,9 +33,9 @@ INCEPTION_SIZE = 299
 INCEPTION_FEATURES = 2048
 # The TF FID network's input range: uint8 pixels mapped as (x - 128) / 128.
 INCEPTION_RANGE = (-1.0, 127.0 / 128.0)
-# 2.5D: slices per axis (the central one). Measured (benchmarks/feature_noise.py): real-vs-real
-# FID/KID with 1 slice per axis differ from 4 by less than their seed-to-seed noise, at a
-# quarter of the cost.
+# 2.5D: slices per axis; 1 = the central slice of each axis, a quarter of the Inception passes
+# of 4. Whether real-vs-real FID/KID move beyond their seed-to-seed noise with it is what
+# benchmarks/studies/feature_noise.py measures.
 SLICES_PER_AXIS = 1
 
 
