@@ -1,21 +1,22 @@
 """Time each evaluation metric at the evaluation sizes of the CPU configs, and estimate what the
 EvaluationCallback costs in a whole run.
 
-    .venv/bin/python benchmarks/metrics_timing.py [--skip-inception] [--out timings.json]
+    .venv/bin/python benchmarks/metrics_timing.py [--skip-inception] [--train] [--out t.json]
 
 For ``experiments/configs/noise_2d.yaml`` and ``noise_3d.yaml`` the EvaluationCallback block
 gives the set sizes (``n_samples``, ``n_real``, ``n_train``), the schedule, the metrics and the
 feature settings (``slices_per_axis``, ``feature_bf16``); images are smooth random fields in
 [-1, 1] at the data's size (timing does not depend on content). Printed per config, in seconds:
 each pixel metric (``swd``, ``msssim``, ``memo`` without features), the Inception features of
-one set (``features``; for 3D also with the old 4 slices per axis, ``features_spa4``; the
-configured precision and the other one) and FID, KID and PR on features. Then the estimated
-evaluation seconds of one run: SWD at every cheap evaluation (at full resolution: an upper
-bound), the noise floor and the final metrics, with the real sets' features computed
-(``cold``) or read from the feature cache (``warm``: only the samples are measured). With
-``--train`` the run's training seconds are estimated too (the config's networks, one Lightning
-step per level at its batch size, times that level's images, as ``benchmarks/speed.py`` times
-the top level), and the evaluation share follows: eval seconds / (train + eval seconds).
+one set (``features``; for 3D also with the other slice count, ``features_spa1`` or
+``features_spa4``; and in the other precision, ``features_bf16`` or ``features_fp32``), FID, KID
+and PR on features. Then the estimated evaluation seconds of one run: SWD at every cheap
+evaluation (at each level's side), the noise floor and the final metrics, with the real sets'
+features computed (``cold``) or read from the feature cache (``warm``: only the samples are
+measured). With ``--train`` the run's training seconds are estimated too (the config's networks,
+one Lightning step per level at its batch size, times that level's images, as
+``benchmarks/speed.py`` times the top level), and the evaluation share follows: eval seconds /
+(train + eval seconds).
 """
 
 from __future__ import annotations
@@ -164,8 +165,9 @@ def main() -> None:
                 plan["slices_per_axis"],
                 not plan["bf16"],
             )
-            if plan["dims"] == 3 and plan["slices_per_axis"] != 4:
-                variants["features_spa4"] = (4, plan["bf16"])
+            if plan["dims"] == 3:  # the other slice count: 4 per axis, or the central one
+                other = 1 if plan["slices_per_axis"] != 1 else 4
+                variants[f"features_spa{other}"] = (other, plan["bf16"])
             feats = None
             for key, (slices, bf16) in variants.items():
                 net = FidInceptionV3(bf16=bf16)
