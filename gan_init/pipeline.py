@@ -380,6 +380,8 @@ def _outcome(
         status, failure = "failed", f"no checkpoint {checkpoint} after training; see {log}"
     final = read_json(_find(run_dir, "metrics_final.json") or run_dir / "-") or {}
     metrics = {f"eval/{k}": v for k, v in (final.get("metrics") or {}).items()}
+    # The evaluation's own cost (EvaluationCallback): time/eval_seconds, fit_seconds, eval_share.
+    metrics |= {f"time/{k}": v for k, v in (final.get("time") or {}).items()}
     if "images_shown" in final:
         metrics["progress/images_shown"] = final["images_shown"]
     return {

@@ -136,3 +136,36 @@ def test_diverged_run_final_evaluation_records_nonfinite(tmp_path):
     assert json.loads((tmp_path / "divergence.json").read_text())["global_step"] == 3
     record = json.loads((tmp_path / "metrics_final.json").read_text())
     assert record["metrics"] == {"nonfinite_samples": 1.0, "resolution": 8.0}
+
+
+@pytest.mark.parametrize("spatial_dims", [pytest.param(2, id="2d"), pytest.param(3, id="3d")])
+def test_evaluation_times_itself_and_the_share_reaches_the_summary(tmp_path, spatial_dims):
+    cb = EvaluationCallback(
+        every_n_images=16,
+        metrics=("fid",),
+        costly_every_n_images=0,
+        final_metrics=("fid", "memo"),
+        n_samples=6,
+        n_real=6,
+        n_train=6,
+        feature=FakeFeatures(),
+        noise_floor=("fid",),
+        feature_cache=None,
+    )
+    trainer = _trainer(tmp_path, [cb])
+    trainer.fit(FakeGAN(spatial_dims), datamodule=FakeData(spatial_dims))
+    timing = json.loads((tmp_path / "metrics_final.json").read_text())["time"]
+    assert timing["eval_seconds"] > 0 and timing["fit_seconds"] >= timing["eval_seconds"]
+    assert 0 <= timing["eval_share"] <= 1
+    assert timing["eval_share"] == pytest.approx(timing["eval_seconds"] / timing["fit_seconds"])
+    assert float(trainer.callback_metrics["time/eval_share"]) == pytest.approx(timing["eval_share"])
+    # A resumed run carries both clocks over.
+    again = EvaluationCallback(feature=None)
+    again.load_state_dict(cb.state_dict())
+    assert again.eval_seconds == pytest.approx(cb.eval_seconds) and again.fit_seconds() > 0
+    # The pipeline's summary shows the share beside the final metrics.
+    from gan_init.pipeline import _outcome
+
+    outcome = _outcome(None, tmp_path, 1, env={}, log=tmp_path / "log.txt")
+    assert outcome["metrics"]["time/eval_share"] == timing["eval_share"]
+    assert "eval/fid" in outcome["metrics"] and "eval/eval_share" not in outcome["metrics"]

@@ -13,6 +13,14 @@ real sets of the evaluation's sizes (``n_samples`` test images in place of the s
 ``eval/<metric>_floor`` and written to ``metrics_final.json``. A generator that matches the data
 distribution scores about this, not 0.
 
+Cost: features are measured once per image (``CachedFeatures``: the floor's real set is the
+final metrics' real set, memorization reuses FID's features) and the fixed real sets' features
+are kept on disk (``feature_cache``) for resumed runs, other runs on the same data and
+``gan-init evaluate``. The callback times itself: ``time/eval_seconds`` (cumulative, with every
+evaluation) and at the end ``time/fit_seconds`` and ``time/eval_share`` (evaluation seconds over
+fit seconds, this callback's whole work included), also under ``time`` in
+``metrics_final.json``; a resumed run carries both clocks over in its state.
+
 Under DDP each rank samples ``n_samples / world_size`` images with its own seed and takes its
 share of the real set; the torchmetrics states sync at ``compute()``.
 """
@@ -20,7 +28,9 @@ share of the real set; the torchmetrics states sync at ``compute()``.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -29,14 +39,15 @@ import torch.nn.functional as F
 from pytorch_lightning import Callback, LightningModule, Trainer
 from torch import Tensor
 
+from gan_init.assets import cache_dir
 from gan_init.files import write_json
 from gan_init.metrics.evaluate import (
     ALL_METRICS,
     FEATURE_METRICS,
     evaluate_samples,
-    extract_features,
 )
-from gan_init.metrics.features import load_feature_extractor
+from gan_init.metrics.feature_cache import CachedFeatures
+from gan_init.metrics.features import SLICES_PER_AXIS, load_feature_extractor
 from gan_init.metrics.swd import NHOOD_SIZE
 from gan_init.registry import check_choice
 from gan_init.stats import normalized_auc
@@ -69,6 +80,11 @@ class EvaluationCallback(Callback):
     ``eval/<key>_floor`` of any other ``noise_floor`` metric);
     only ``eval/nonfinite_samples`` = 1 when the generator returns NaN/inf (a diverged run).
     The values also enter ``trainer.callback_metrics`` (for checkpoint monitors and sweeps).
+    Timing: ``time/eval_seconds``, and at the end ``time/fit_seconds``, ``time/eval_share``.
+
+    ``slices_per_axis``: 3D Inception features (2.5D), slices per axis. ``feature_bf16``: the
+    Inception network under bf16 autocast. ``feature_cache``: folder of the real sets' features
+    (``auto``: ``<GAN_INIT_DATA or ~/.cache/gan-init>/features``; null: in memory only).
     """
 
     def __init__(
@@ -85,6 +101,9 @@ class EvaluationCallback(Callback):
         feature: str | None = "inception",
         save_pairs: bool = True,
         noise_floor: Sequence[str] = ("swd",),
+        slices_per_axis: int = SLICES_PER_AXIS,
+        feature_bf16: bool = False,
+        feature_cache: str | None = "auto",
     ) -> None:
         super().__init__()
         for name in (*metrics, *costly_metrics, *(final_metrics or ())):
@@ -103,14 +122,22 @@ class EvaluationCallback(Callback):
         self.feature = feature
         self.save_pairs = save_pairs
         self.noise_floor = tuple(noise_floor)
+        self.slices_per_axis = int(slices_per_axis)
+        self.feature_bf16 = bool(feature_bf16)
+        self.feature_cache = feature_cache
         self.floor: dict[str, float] = {}
         self.next_cheap = self.every_n_images
         self.next_costly = self.costly_every_n_images
         self.last: dict[str, float] = {}
         # (images shown, SWD) of every evaluation: the primary endpoint's curve (eval/swd_auc).
         self.swd_curve: list[tuple[int, float]] = []
-        self._extractor: torch.nn.Module | None = None
+        self._extractor: CachedFeatures | None = None
         self._real_cache: dict[tuple[int, ...], tuple[Tensor, Tensor | None]] = {}
+        # Wall-clock seconds of this callback's work and of the fit (earlier attempts included).
+        self.eval_seconds = 0.0
+        self.fit_seconds_before = 0.0
+        self._fit_start: float | None = None
+        self._eval_start: float | None = None
 
     # ---- state (a resumed run keeps its schedule)
 
@@ -119,12 +146,37 @@ class EvaluationCallback(Callback):
             "next_cheap": self.next_cheap,
             "next_costly": self.next_costly,
             "swd_curve": [list(point) for point in self.swd_curve],
+            "eval_seconds": self.eval_seconds,
+            "fit_seconds": self.fit_seconds(),
         }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.next_cheap = int(state_dict["next_cheap"])
         self.next_costly = int(state_dict["next_costly"])
         self.swd_curve = [(int(x), float(y)) for x, y in state_dict.get("swd_curve", [])]
+        self.eval_seconds = float(state_dict.get("eval_seconds", 0.0))
+        self.fit_seconds_before = float(state_dict.get("fit_seconds", 0.0))
+
+    # ---- clock
+
+    def fit_seconds(self) -> float:
+        """Wall-clock seconds of fitting so far (from this callback's ``on_fit_start``)."""
+        running = 0.0 if self._fit_start is None else time.perf_counter() - self._fit_start
+        return self.fit_seconds_before + running
+
+    def eval_seconds_now(self) -> float:
+        running = 0.0 if self._eval_start is None else time.perf_counter() - self._eval_start
+        return self.eval_seconds + running
+
+    @contextmanager
+    def _clock(self) -> Iterator[None]:
+        """Count the enclosed work as evaluation time (not nested)."""
+        self._eval_start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.eval_seconds += time.perf_counter() - self._eval_start
+            self._eval_start = None
 
     # ---- schedule
 
@@ -146,30 +198,47 @@ class EvaluationCallback(Callback):
             chosen += self.costly_metrics
             self.next_costly = self._advance(self.next_costly, self.costly_every_n_images, shown)
         if chosen:
-            self.evaluate(trainer, pl_module, list(dict.fromkeys(chosen)))
+            with self._clock():
+                self.evaluate(trainer, pl_module, list(dict.fromkeys(chosen)))
 
     def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._fit_start = time.perf_counter()
         if self.noise_floor:
-            self.floor = self.measure_floor(trainer, pl_module)
+            with self._clock():
+                self.floor = self.measure_floor(trainer, pl_module)
 
     def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if trainer.sanity_checking or not self.final_metrics:
             return
-        self.last = self.evaluate(trainer, pl_module, list(self.final_metrics), final=True)
-        if self.swd_curve:
-            # The sweeps' primary endpoint (gan_init.stats): the SWD curve's mean height over
-            # images shown, so "reaches quality sooner" is one number W&B can optimize too.
-            images, values = zip(*self.swd_curve)
-            self.last |= self._log(trainer, pl_module, {"swd_auc": normalized_auc(images, values)})
-        self.last |= self.floor
-        folder = run_dir(trainer)  # on every rank: trainer.log_dir is a collective under DDP
+        with self._clock():
+            self.last = self.evaluate(trainer, pl_module, list(self.final_metrics), final=True)
+            if self.swd_curve:
+                # The sweeps' primary endpoint (gan_init.stats): the SWD curve's mean height
+                # over images shown, so "reaches quality sooner" is one number W&B can optimize.
+                images, values = zip(*self.swd_curve)
+                auc = {"swd_auc": normalized_auc(images, values)}
+                self.last |= self._log(trainer, pl_module, auc)
+            self.last |= self.floor
+            folder = run_dir(trainer)  # on every rank: trainer.log_dir is a collective (DDP)
+        timing = self.timing()
+        self._log_time(trainer, pl_module, timing)
         if trainer.is_global_zero:
             record = {
                 "images_shown": int(pl_module.images_shown),
                 "global_step": int(trainer.global_step),
                 "metrics": self.last,
+                "time": timing,
             }
             write_json(folder / "metrics_final.json", record)
+
+    def timing(self) -> dict[str, float]:
+        """``eval_seconds``, ``fit_seconds`` and ``eval_share`` (their ratio) so far."""
+        fit, spent = self.fit_seconds(), self.eval_seconds_now()
+        return {
+            "eval_seconds": spent,
+            "fit_seconds": fit,
+            "eval_share": min(1.0, spent / fit) if fit > 0 else 0.0,
+        }
 
     # ---- evaluation
 
@@ -188,7 +257,7 @@ class EvaluationCallback(Callback):
             real = resize_to(real.to(pl_module.device).float(), size)
             feats = None
             if need_features:
-                feats = extract_features(self._get_extractor(pl_module, real), real)
+                feats = self._get_extractor(pl_module, real)(real, persist=True).double()
             cached = (real, feats)
             self._real_cache[size] = cached
         return cached
@@ -202,30 +271,38 @@ class EvaluationCallback(Callback):
         n_local = -(-self.n_samples // world)
         test = trainer.datamodule.real_images(n_local * world, split="test")
         test = test[rank::world].to(pl_module.device).float()
-        real = trainer.datamodule.real_images(self.n_real, split="val")
-        real = real[rank::world].to(pl_module.device).float()
+        size = tuple(test.shape[2:])
         metrics = list(self.noise_floor)
-        if min(real.shape[2:]) < NHOOD_SIZE:
+        if min(size) < NHOOD_SIZE:
             metrics = [m for m in metrics if m != "swd"]
         if not metrics:
             return {}
         need_features = any(m in FEATURE_METRICS for m in metrics)
+        # The same real set (and features) as the final metrics at full resolution.
+        real, real_feats = self._real_set(trainer, pl_module, size, need_features)
+        extractor = None
+        if need_features:
+            extractor = self._get_extractor(pl_module, test)
+            extractor(test, persist=True)  # the test set's features, kept on disk
         values = evaluate_samples(
-            test,
-            real,
-            None,
-            metrics,
-            feature=self._get_extractor(pl_module, test) if need_features else None,
-            seed=self.seed,
+            test, real, None, metrics, feature=extractor, real_features=real_feats, seed=self.seed
         )
         floor = {f"{k}_floor": v for k, v in values.items()}
         return self._log(trainer, pl_module, floor)
 
-    def _get_extractor(self, pl_module: LightningModule, example: Tensor) -> torch.nn.Module:
+    def _get_extractor(self, pl_module: LightningModule, example: Tensor) -> CachedFeatures:
         if self._extractor is None:
-            self._extractor = load_feature_extractor(
-                self.feature, pl_module.spatial_dims, image_shape=tuple(example.shape[1:])
+            net = load_feature_extractor(
+                self.feature,
+                pl_module.spatial_dims,
+                slices_per_axis=self.slices_per_axis,
+                image_shape=tuple(example.shape[1:]),
+                bf16=self.feature_bf16,
             )
+            folder = self.feature_cache
+            if folder == "auto":
+                folder = cache_dir() / "features"
+            self._extractor = CachedFeatures(net, directory=folder)
         return self._extractor.to(example.device).eval()
 
     @torch.no_grad()
@@ -252,9 +329,12 @@ class EvaluationCallback(Callback):
         )
         real, real_feats = self._real_set(trainer, pl_module, size, need_features)
         train = None
+        extractor = self._get_extractor(pl_module, fake) if need_features else None
         if "memo" in metrics:
             train = trainer.datamodule.real_images(self.n_train, split="train")
             train = resize_to(train.to(fake.device).float(), size)
+            if extractor is not None:
+                extractor(train, persist=True)  # the training set's features, kept on disk
         pairs = None
         folder = run_dir(trainer) if final else None  # every rank: log_dir is a collective
         if final and self.save_pairs and "memo" in metrics and trainer.is_global_zero:
@@ -264,7 +344,7 @@ class EvaluationCallback(Callback):
             real,
             train,
             metrics,
-            feature=self._get_extractor(pl_module, fake) if need_features else None,
+            feature=extractor,
             real_features=real_feats,
             seed=self.seed,
             pairs_path=pairs,
@@ -281,6 +361,16 @@ class EvaluationCallback(Callback):
             trainer.callback_metrics[name] = torch.tensor(value)
         if trainer.is_global_zero:
             row = {**logged, "progress/images_shown": float(pl_module.images_shown)}
+            row["time/eval_seconds"] = self.eval_seconds_now()
             for logger in trainer.loggers:
                 logger.log_metrics(row, step=trainer.global_step)
         return values
+
+    def _log_time(self, trainer: Trainer, pl_module: LightningModule, timing: dict) -> None:
+        logged = {f"time/{k}": float(v) for k, v in timing.items()}
+        for name, value in logged.items():
+            trainer.callback_metrics[name] = torch.tensor(value)
+        if trainer.is_global_zero:
+            row = {**logged, "progress/images_shown": float(pl_module.images_shown)}
+            for logger in trainer.loggers:
+                logger.log_metrics(row, step=trainer.global_step)

@@ -22,10 +22,12 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from gan_init.assets import cache_dir
 from gan_init.callbacks.evaluation import resize_to
 from gan_init.commands.args import Parser, add_device_option, resolve_device
 from gan_init.files import write_json
 from gan_init.metrics.evaluate import ALL_METRICS, evaluate_samples
+from gan_init.metrics.feature_cache import CachedFeatures
 from gan_init.metrics.features import load_feature_extractor
 from gan_init.registry import check_choice
 
@@ -109,6 +111,7 @@ class ProgressFeatures(torch.nn.Module):
         super().__init__()
         self.extractor = extractor
         self.num_features = extractor.num_features
+        self.fingerprint = getattr(extractor, "fingerprint", None)  # keys the feature cache
         self.n_images = n_images
         self.bar = None
 
@@ -181,15 +184,20 @@ def main(argv: list[str] | None = None) -> int:
     if "memo" in metrics:
         train = resize_to(dm.real_images(args.n_train or args.n, split="train").float(), size)
     out = Path(args.out)
-    feature = args.feature
+    feature, real_features = args.feature, None
     if any(m in metrics for m in ("fid", "kid", "pr", "memo")):
-        pair = fake.shape[0] + real.shape[0]  # FID/KID/PR: each set once; memo: again + train
-        n_images = pair * any(m in metrics for m in ("fid", "kid", "pr"))
-        n_images += (pair + train.shape[0]) if train is not None else 0
-        feature = ProgressFeatures(
-            load_feature_extractor(args.feature, fake.dim() - 2, image_shape=tuple(size)), n_images
-        )
-        feature.announce(fake[:2])
+        # Each image is measured once (memo reuses FID's features); the fixed real sets'
+        # features come from the feature cache the training run filled (same data, network).
+        net = load_feature_extractor(args.feature, fake.dim() - 2, image_shape=tuple(size))
+        progress = ProgressFeatures(net, 0)
+        feature = CachedFeatures(progress, directory=cache_dir() / "features")
+        fixed = [s for s in (real, train) if s is not None]
+        progress.n_images = fake.shape[0] + sum(feature.count_missing(s, True) for s in fixed)
+        progress.announce(fake[:2])
+        with torch.no_grad():
+            real_features = feature(real, persist=True).double()
+            if train is not None:
+                feature(train, persist=True)
     with torch.no_grad():
         values = evaluate_samples(
             fake,
@@ -197,6 +205,7 @@ def main(argv: list[str] | None = None) -> int:
             train,
             metrics,
             feature=feature,
+            real_features=real_features,
             seed=args.seed,
             pairs_path=out.with_suffix(".closest_pairs.png") if "memo" in metrics else None,
         )
@@ -208,8 +217,8 @@ def main(argv: list[str] | None = None) -> int:
         "n_real": int(real.shape[0]),
         "metrics": values,
     }
-    if isinstance(feature, ProgressFeatures):
-        feature.close()
+    if isinstance(feature, CachedFeatures):
+        feature.extractor.close()
     write_json(out, record)
     json.dump(values, sys.stdout, indent=2, sort_keys=True)
     print()

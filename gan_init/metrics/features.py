@@ -18,7 +18,9 @@ and exposing ``num_features`` (what torchmetrics' FID/KID need from a custom ``f
 
 from __future__ import annotations
 
+import hashlib
 import re
+from functools import lru_cache
 from pathlib import Path
 
 import torch
@@ -31,6 +33,26 @@ INCEPTION_SIZE = 299
 INCEPTION_FEATURES = 2048
 # The TF FID network's input range: uint8 pixels mapped as (x - 128) / 128.
 INCEPTION_RANGE = (-1.0, 127.0 / 128.0)
+# 2.5D: slices per axis (4 over the central 60% of each axis; 1 = the central slice, a quarter
+# of the Inception passes). benchmarks/studies/feature_noise.py measures whether real-vs-real
+# FID/KID move beyond their seed-to-seed noise with fewer; until it has, the instrument stays.
+SLICES_PER_AXIS = 4
+
+
+@lru_cache(maxsize=8)
+def _file_digest(path: str, size: int, mtime_ns: int) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:16]
+
+
+def file_digest(path: str | Path) -> str:
+    """Short sha256 of a weights file (computed once per file version and process): part of a
+    feature extractor's ``fingerprint``, which keys the feature cache."""
+    stat = Path(path).stat()
+    return _file_digest(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
 
 
 def resize_bilinear_tf1(x: Tensor, size: tuple[int, int]) -> Tensor:
@@ -53,16 +75,21 @@ class FidInceptionV3(nn.Module):
     """The FID InceptionV3 (pool3, 2048 features). ``[N, C, H, W]`` in [-1, 1] -> ``[N, 2048]``.
 
     ``path``: the TorchScript file; default: the built-in asset (raises ``AssetMissingError``
-    saying how to fetch it). ``batch_size`` bounds memory (299^2 activations).
+    saying how to fetch it). ``batch_size`` bounds memory (299^2 activations). ``bf16``: run the
+    network under bf16 autocast (CPU and CUDA; the features are returned as float32).
     """
 
     num_features = INCEPTION_FEATURES
 
-    def __init__(self, path: str | Path | None = None, batch_size: int = 64) -> None:
+    def __init__(
+        self, path: str | Path | None = None, batch_size: int = 64, bf16: bool = False
+    ) -> None:
         super().__init__()
         path = asset_path("fid_inception", "inception_fid.pt") if path is None else Path(path)
         self.net = torch.jit.load(str(path), map_location="cpu").eval()
         self.batch_size = batch_size
+        self.bf16 = bool(bf16)
+        self.fingerprint = f"fid-inception-v3|{file_digest(path)}|{'bf16' if bf16 else 'fp32'}"
 
     def train(self, mode: bool = True) -> FidInceptionV3:
         # A fixed, pre-trained measuring instrument: batch norm stays in inference mode.
@@ -83,7 +110,10 @@ class FidInceptionV3(nn.Module):
             x = (x * (hi - lo) + lo).clamp(lo, hi)
             # Plain execution: the profiling executor re-specialises on every new batch shape,
             # which costs more than it saves for a few evaluation batches on the CPU.
-            with torch.jit.optimized_execution(False):
+            with (
+                torch.jit.optimized_execution(False),
+                torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=self.bf16),
+            ):
                 out.append(self.net(x).reshape(x.shape[0], -1).float())
         return torch.cat(out)
 
@@ -91,14 +121,21 @@ class FidInceptionV3(nn.Module):
 class SliceFeatures(nn.Module):
     """2.5D features of volumes: ``[N, C, D, H, W] -> [N, F]``, the mean of a 2D extractor's
     features over ``slices_per_axis`` slices along each axis, evenly spaced over the central
-    ``extent`` fraction of the axis (the edges of a brain volume are mostly background)."""
+    ``extent`` fraction of the axis (the edges of a brain volume are mostly background); one
+    slice per axis is the central one."""
 
-    def __init__(self, extractor2d: nn.Module, slices_per_axis: int = 4, extent: float = 0.6):
+    def __init__(
+        self, extractor2d: nn.Module, slices_per_axis: int = SLICES_PER_AXIS, extent: float = 0.6
+    ):
         super().__init__()
+        if slices_per_axis < 1:
+            raise ValueError(f"slices_per_axis: expected >= 1, got {slices_per_axis}")
         self.extractor2d = extractor2d
         self.slices_per_axis = slices_per_axis
         self.extent = extent
         self.num_features = int(extractor2d.num_features)
+        inner = getattr(extractor2d, "fingerprint", None)
+        self.fingerprint = f"slices{slices_per_axis}@{extent}|{inner}" if inner else None
 
     def slice_indices(self, size: int) -> list[int]:
         lo, hi = (1 - self.extent) / 2 * (size - 1), (1 + self.extent) / 2 * (size - 1)
@@ -118,8 +155,12 @@ class SliceFeatures(nn.Module):
             idx = torch.tensor(self.slice_indices(volumes.shape[axis]), device=volumes.device)
             picked = volumes.index_select(axis, idx).movedim(axis, 1)  # [N, k, C, *2D]
             slices.append(picked.reshape(-1, *picked.shape[2:]))
-        feats = [self.extractor2d(s).reshape(n, -1, self.num_features) for s in slices]
-        return torch.cat(feats, dim=1).mean(dim=1)
+        if len({s.shape[2:] for s in slices}) == 1:
+            # Cubic volumes: the three axes' slices in one batch (fewer, fuller batches).
+            slices = [torch.cat(slices)]
+        k = self.slices_per_axis
+        feats = [self.extractor2d(s).reshape(-1, n, k, self.num_features) for s in slices]
+        return torch.cat(feats).mean(dim=(0, 2))
 
 
 class TorchScriptFeatures(nn.Module):
@@ -148,6 +189,8 @@ class TorchScriptFeatures(nn.Module):
             module.load_state_dict(state, strict=True)
             self.net = module
         self.net.eval()
+        kind = "torchscript" if module is None else type(module).__qualname__
+        self.fingerprint = f"{kind}|{file_digest(path)}"
         if num_features is None:
             if probe_shape is None:
                 raise ValueError("give num_features or probe_shape for a user feature network")
@@ -214,16 +257,18 @@ def load_feature_extractor(
     spec: str | nn.Module | None = "inception",
     spatial_dims: int = 2,
     *,
-    slices_per_axis: int = 4,
+    slices_per_axis: int = SLICES_PER_AXIS,
     image_shape: tuple[int, ...] | None = None,
+    bf16: bool = False,
 ) -> nn.Module:
     """The feature extractor for ``spatial_dims``-D images: ``"inception"`` (2D: the FID network;
-    3D: the same on slices, 2.5D), a path to a TorchScript file (its native dimension; a 2D
-    network on 3D images runs 2.5D), or a module (used as is)."""
+    3D: the same on ``slices_per_axis`` slices per axis, 2.5D; ``bf16``: under bf16 autocast), a
+    path to a TorchScript file (its native dimension; a 2D network on 3D images runs 2.5D), or
+    a module (used as is)."""
     if isinstance(spec, nn.Module):
         return spec
     if spec in (None, "inception"):
-        net: nn.Module = FidInceptionV3()
+        net: nn.Module = FidInceptionV3(bf16=bf16)
         native_dims = 2
     else:
         if image_shape is None:
