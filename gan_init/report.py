@@ -578,6 +578,10 @@ def plot_diagnostic(runs: list[Run], kind: str, out: Path, title: str) -> Path |
             ax.set_xlabel("images shown")
         if ax.lines:
             ax.legend(fontsize=6)
+        else:  # e.g. `to_image` exists in `full` growth only: say so, not an empty frame
+            ax.text(0.5, 0.5, f"no {part} in grow {grow}", transform=ax.transAxes,
+                    ha="center", va="center", fontsize=9, color="0.45")  # fmt: skip
+            ax.set_yticks([])
     fig.suptitle(f"{title}: {DIAGNOSTICS.get(kind, kind)}", fontsize=10)
     fig.tight_layout()
     fig.savefig(out)

@@ -283,3 +283,25 @@ def test_plot_labels_give_the_deciding_holm_p_and_runs_missing_strategies(tmp_pa
         ("3D b", DEFAULT_SPEC, [better]),
     ]
     assert plot_paired(panels, tmp_path / "paired.png").is_file()
+
+
+def test_a_part_missing_in_a_growth_mode_is_said_not_drawn_empty(tmp_path, monkeypatch):
+    """`to_image` exists with `full` growth only: its `stem` panel says so instead of empty axes."""
+    import matplotlib.pyplot as plt
+
+    from gan_init import report
+    from gan_init.report import Run, plot_diagnostic
+
+    x, y = np.array([0.0, 100.0]), np.array([0.0, 0.1])
+    full = {"diag/weight_dist/trunk": (x, y), "diag/weight_dist/to_image": (x, y)}
+    runs = [
+        Run(2, "scratch", "full", 0, "finished", tmp_path, "c", curves=full),
+        Run(2, "scratch", "stem", 0, "finished", tmp_path, "c", curves={"diag/weight_dist/trunk": (x, y)}),
+    ]  # fmt: skip
+    figures = []
+    monkeypatch.setattr(report, "_pyplot", lambda: plt)
+    monkeypatch.setattr(plt, "close", figures.append)
+    assert plot_diagnostic(runs, "weight_dist", tmp_path / "d.png", "2D").is_file()
+    texts = {ax.get_title(): [t.get_text() for t in ax.texts] for ax in figures[0].axes}
+    assert texts["to_image, grow stem"] == ["no to_image in grow stem"]
+    assert texts["to_image, grow full"] == [] and texts["trunk, grow stem"] == []
