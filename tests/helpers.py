@@ -436,7 +436,7 @@ def fake_sweep_file(tmp_path: Path, strategies: list[str]) -> Path:
 # ---- the reference CycleGAN networks -----------------------------------------------------------
 # Written exactly as pytorch-CycleGAN-and-pix2pix builds them (``networks.ResnetGenerator`` /
 # ``NLayerDiscriminator`` with instance norm), so their ``state_dict`` keys are the canonical ones
-# of ``interop/cyclegan_reference_keys.md``.
+# (the table in ``gan_init/transfer/canonical.py``).
 
 CONV = {2: nn.Conv2d, 3: nn.Conv3d}
 CONV_T = {2: nn.ConvTranspose2d, 3: nn.ConvTranspose3d}
