@@ -23,8 +23,11 @@ def test_shipped_sweeps_pass_the_wandb_schema_and_name_real_options(path):
     options = {a.dest for a in build_parser()._actions}
     for name, spec in sweep["parameters"].items():
         assert name in options, f"{path.name}: {name} is not a gan-init pipeline option"
-        if name == "init_strategy":
-            assert set(spec["values"]) == set(INIT_STRATEGIES.names())
+        if name == "init_strategy":  # the GPU sweeps run every strategy; the CPU ones a cut
+            wanted = (
+                set(INIT_STRATEGIES.names()) if "_gpu" in path.name else {"scratch", "cyclegan"}
+            )
+            assert wanted <= set(spec["values"]) <= set(INIT_STRATEGIES.names())
         if name.endswith("_config"):
             assert (SWEEPS.parents[1] / spec["value"]).is_file(), spec["value"]
 
