@@ -4,8 +4,8 @@
         [--features feats.pt] [--out feature_noise.json]
 
 ``--features`` keeps the extracted features (the slow part) for a second analysis. FID is
-computed exactly from the n x n Gram matrices (``fid_low_rank``, checked against torchmetrics
-once per dimension), since torchmetrics' 2048 x 2048 eigenproblem takes minutes per call here.
+computed exactly from the n x n cross-products (``gan_init.metrics.frechet``, checked against
+torchmetrics once per dimension), since torchmetrics solves a 2048 x 2048 eigenproblem per call.
 
 Real-vs-real: a pool of real images of the configs' data (2D 64^2: 256, 3D 32^3: 128 volumes,
 val + test) is split at random into two disjoint halves of the configs' evaluation size (2D 128,
@@ -37,18 +37,7 @@ from torchmetrics.image.kid import KernelInceptionDistance
 
 from data_modules.icbm import IcbmDataModule
 from gan_init.metrics.features import FidInceptionV3, PrecomputedFeatures, SliceFeatures
-
-
-def fid_low_rank(a: torch.Tensor, b: torch.Tensor) -> float:
-    """FID of features ``[n, F]`` with n < F, exactly, in O(n^2 F): with centred, scaled
-    ``X = (x - mean) / sqrt(n - 1)`` (so the covariance is X^T X), the non-zero eigenvalues of
-    S_a S_b are the squared singular values of X_a X_b^T, so tr sqrt(S_a S_b) is its nuclear norm
-    (torchmetrics solves the F x F eigenproblem: minutes here at F = 2048)."""
-    xa = (a - a.mean(0)) / (len(a) - 1) ** 0.5
-    xb = (b - b.mean(0)) / (len(b) - 1) ** 0.5
-    trace_sqrt = torch.linalg.svdvals(xa @ xb.T).sum()
-    mean_term = (a.mean(0) - b.mean(0)).square().sum()
-    return float(mean_term + xa.square().sum() + xb.square().sum() - 2 * trace_sqrt)
+from gan_init.metrics.frechet import frechet_distance
 
 
 def fid_torchmetrics(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -66,7 +55,7 @@ def fid_kid(a: torch.Tensor, b: torch.Tensor, seed: int) -> tuple[float, float]:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         kid_mean, _ = kid.compute()
-    return fid_low_rank(a, b), float(kid_mean)
+    return float(frechet_distance(a, b)), float(kid_mean)
 
 
 def per_slice_features(net, volumes: torch.Tensor, idx: list[int]) -> torch.Tensor:
@@ -147,7 +136,7 @@ def main() -> None:
         print(f"{dims}D features: {time.perf_counter() - start:.0f} s", flush=True)
         ref_feats = feats[ref][0]
         exact = fid_torchmetrics(ref_feats[:n_half], ref_feats[n_half : 2 * n_half])
-        fast = fid_low_rank(ref_feats[:n_half], ref_feats[n_half : 2 * n_half])
+        fast = float(frechet_distance(ref_feats[:n_half], ref_feats[n_half : 2 * n_half]))
         print(f"{dims}D FID check: torchmetrics {exact:.4f}, low-rank {fast:.4f}", flush=True)
         table: dict[str, dict[str, list[float]]] = {}
         for seed in range(args.seeds):

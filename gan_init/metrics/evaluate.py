@@ -16,11 +16,11 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 from torchmetrics import Metric
-from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.kid import KernelInceptionDistance
 
 from gan_init.metrics.diversity import MSSSIMDiversity
 from gan_init.metrics.features import PrecomputedFeatures, load_feature_extractor
+from gan_init.metrics.frechet import FrechetDistance
 from gan_init.metrics.memorization import Memorization, save_closest_pairs
 from gan_init.metrics.precision_recall import PrecisionRecall
 from gan_init.metrics.swd import SlicedWassersteinDistance
@@ -100,7 +100,7 @@ METRICS: dict[str, MetricEntry] = {
     "swd": MetricEntry("images", lambda setup: SlicedWassersteinDistance(seed=setup.seed)),
     "fid": MetricEntry(
         "features",
-        lambda setup: FrechetInceptionDistance(feature=setup.identity),
+        lambda setup: FrechetDistance(),
         lambda fid, setup: {"fid": float(fid.compute())},
     ),
     "kid": MetricEntry("features", _build_kid, _read_kid),
