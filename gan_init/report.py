@@ -590,9 +590,10 @@ def plot_diagnostic(runs: list[Run], kind: str, out: Path, title: str) -> Path |
 
 
 def plot_paired(panels: list[tuple[str, EndpointSpec, list[Comparison]]], out: Path) -> Path | None:
-    """The plot to look at first: per sweep (a row of panels) and growth mode (a panel), each
+    """The plot to look at first: per sweep (a column of panels) and growth mode (a panel), each
     strategy's mean paired difference to scratch in the primary endpoint with its 95% CI (bar),
-    the per-seed differences (dots), zero (solid) and the equivalence band (shaded)."""
+    the per-seed differences (dots), zero (solid) and the equivalence band (shaded). Sized so its
+    labels stay readable at the README's width (about 900 px)."""
     plt = _pyplot()
     rows = [(title, spec, cs) for title, spec, cs in panels if cs]
     if not rows:
@@ -600,18 +601,18 @@ def plot_paired(panels: list[tuple[str, EndpointSpec, list[Comparison]]], out: P
     grows = sorted({c.grow for _, _, cs in rows for c in cs})
     strategies = sorted({c.strategy for _, _, cs in rows for c in cs}, reverse=True)
     fig, axes = plt.subplots(
-        len(rows), len(grows), figsize=(5.8 * len(grows) + 2.4, 0.45 * len(strategies) * len(rows) + 1.6 * len(rows)),
-        dpi=120, squeeze=False, sharey=True,
+        len(grows), len(rows), figsize=(6.4 * len(rows), (0.55 * len(strategies) + 1.3) * len(grows) + 0.4),
+        dpi=110, squeeze=False, sharey=True,
     )  # fmt: skip
-    for (i, (title, spec, comparisons)), (j, grow) in (
+    for (j, (title, spec, comparisons)), (i, grow) in (
         (r, g) for r in enumerate(rows) for g in enumerate(grows)
     ):
         ax = axes[i][j]
         _paired_panel(ax, [c for c in comparisons if c.grow == grow], strategies, spec)
-        ax.set_title(f"{title}, grow {grow}", fontsize=9)
-        if i == len(rows) - 1:
-            ax.set_xlabel(f"Δ {spec.primary.label}: strategy − scratch (same seed)")
-    fig.tight_layout()
+        ax.set_title(f"{title}, grow {grow}", fontsize=10)
+        if i == len(grows) - 1:
+            ax.set_xlabel(f"Δ {spec.primary.label}: strategy − scratch (same seed)", fontsize=9)
+    fig.tight_layout(w_pad=1.0)
     fig.savefig(out)
     plt.close(fig)
     return out
@@ -630,7 +631,7 @@ def _deciding_p(c: Comparison) -> str:
 def _paired_panel(
     ax: Any, comparisons: list[Comparison], strategies: list[str], spec: EndpointSpec
 ) -> None:
-    ax.set_yticks(range(len(strategies)), strategies, fontsize=8)
+    ax.set_yticks(range(len(strategies)), strategies, fontsize=9)
     ax.set_ylim(-0.7, len(strategies) - 0.3)
     ax.axvline(0.0, color="black", lw=1)
     margins = [c.margin for c in comparisons if math.isfinite(c.margin)]
@@ -645,16 +646,16 @@ def _paired_panel(
         if math.isfinite(low):
             ax.errorbar(c.test.mean, y, xerr=[[c.test.mean - low], [high - c.test.mean]],
                         fmt="D", color=col, ms=5, capsize=3, zorder=3)  # fmt: skip
-        ax.annotate(f"{c.verdict} ({_deciding_p(c)})", (1.01, y), fontsize=7, va="center",
+        ax.annotate(f"{c.verdict}\n{_deciding_p(c)}", (1.02, y), fontsize=8.5, va="center",
                     xycoords=("axes fraction", "data"), color=col)  # fmt: skip
     for strategy in sorted(set(strategies) - {c.strategy for c in comparisons}):
-        ax.annotate("not run here", (1.01, strategies.index(strategy)), fontsize=7, va="center",
+        ax.annotate("not run here", (1.02, strategies.index(strategy)), fontsize=8.5, va="center",
                     xycoords=("axes fraction", "data"), color="0.55")  # fmt: skip
     better = "← better | worse →" if spec.primary.sign > 0 else "← worse | better →"
-    ax.text(0.5, 0.02, better, transform=ax.transAxes, ha="center", va="bottom", fontsize=7)
+    ax.text(0.5, 0.02, better, transform=ax.transAxes, ha="center", va="bottom", fontsize=8)
     ax.grid(axis="x", alpha=0.3)
     if margins:
-        ax.legend(fontsize=7, loc="upper right")
+        ax.legend(fontsize=8, loc="upper right")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -263,7 +263,7 @@ def test_a_resumed_run_keeps_its_curve_from_before_the_resume(tmp_path):
 
 
 def test_plot_labels_give_the_deciding_holm_p_and_runs_missing_strategies(tmp_path):
-    from gan_init.report import _deciding_p, plot_paired
+    from gan_init.report import _deciding_p, _paired_panel, plot_paired
     from gan_init.stats import DEFAULT_SPEC, Comparison, paired_t
 
     def comparison(strategy, verdict, p_holm, tost_holm):
@@ -282,7 +282,23 @@ def test_plot_labels_give_the_deciding_holm_p_and_runs_missing_strategies(tmp_pa
         ("2D a", DEFAULT_SPEC, [better, equivalent, inconclusive]),
         ("3D b", DEFAULT_SPEC, [better]),
     ]
-    assert plot_paired(panels, tmp_path / "paired.png").is_file()
+    out = plot_paired(panels, tmp_path / "paired.png")
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    # readable at the README's width (~900 px): two sweeps side by side, not one wide strip
+    assert Image.open(out).size[0] <= 1500
+    fig, ax = plt.subplots()
+    strategies = ["cyclegan_untrained", "cyclegan_t1_to_t2", "cyclegan"]
+    _paired_panel(ax, [better], strategies, DEFAULT_SPEC)
+    labels = {round(t.xyann[1] if hasattr(t, "xyann") else t.get_position()[1]): t.get_text()
+              for t in ax.texts if t.get_text() not in ("← better | worse →",)}  # fmt: skip
+    plt.close(fig)
+    assert labels == {
+        0: "not run here",
+        1: "not run here",
+        2: "better\nn=3, Holm p 0.012",
+    }
 
 
 def test_a_part_missing_in_a_growth_mode_is_said_not_drawn_empty(tmp_path, monkeypatch):
