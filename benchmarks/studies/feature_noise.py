@@ -7,7 +7,7 @@
 computed exactly from the n x n cross-products (``gan_init.metrics.frechet``, checked against
 torchmetrics once per dimension), since torchmetrics solves a 2048 x 2048 eigenproblem per call.
 
-Real-vs-real: a pool of real images of the configs' data (2D 64^2: 256, 3D 32^3: 128 volumes,
+Real-vs-real: a pool of real images of the configs' data (2D 64^2: 256, 3D 32^3: 64 volumes,
 val + test) is split at random into two disjoint halves of the configs' evaluation size (2D 128,
 3D 32) once per seed; FID and KID between the halves are computed from the same per-image
 features under each variant:
