@@ -170,3 +170,24 @@ def test_swd_rejects_mixed_shapes():
     metric.update(torch.zeros(2, 1, 16, 16), real=True)
     with pytest.raises(ValueError, match="share one shape"):
         metric.update(torch.zeros(2, 1, 32, 32), real=False)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_sort_rows_is_torch_sort(threads, monkeypatch):
+    """The CPU sort (numpy over row blocks in threads) gives torch.sort's values exactly, for
+    any thread count, row count and dtype; other dtypes go to torch.sort."""
+    from gan_init.metrics.swd import sort_rows
+
+    monkeypatch.setattr(torch, "get_num_threads", lambda: threads)
+    g = torch.Generator().manual_seed(threads)
+    for rows, cols, dtype in [
+        (5, 333, torch.float32),
+        (1, 10, torch.float64),
+        (7, 2, torch.float32),
+    ]:
+        x = torch.randn(rows, cols, generator=g, dtype=dtype)
+        x[0, :2] = 0.0  # ties
+        assert torch.equal(sort_rows(x.t().t()), torch.sort(x, dim=-1).values)
+        assert torch.equal(sort_rows(x[:, ::2]), torch.sort(x[:, ::2], dim=-1).values)
+    ints = torch.randint(0, 9, (3, 11), generator=g)
+    assert torch.equal(sort_rows(ints), torch.sort(ints, dim=-1).values)

@@ -3,6 +3,7 @@ transfer both read ``gan_init.transfer.source``; neither reads the other), and e
 own in a fresh interpreter, whatever is imported first."""
 
 import ast
+import json
 import os
 import subprocess
 import sys
@@ -92,27 +93,50 @@ def test_no_module_of_gan_init_transfer_imports_itself_back():
     assert {f"{PACKAGE}.transfer", f"{PACKAGE}.strategies"}.isdisjoint(graph[f"{PACKAGE}.source"])
 
 
+FIRST_IMPORT = """
+import importlib, json, sys
+import torch, pytorch_lightning  # third-party imports are loaded once; only ours start afresh
+failed = {}
+for module in sys.argv[1:]:
+    for name in [n for n in sys.modules if n.split(".")[0] in ("gan_init", "data_modules")]:
+        del sys.modules[name]
+    try:
+        importlib.import_module(module)
+    except Exception as err:  # an import cycle shows as ImportError/AttributeError here
+        failed[module] = f"{type(err).__name__}: {err}"
+print(json.dumps(failed))
+"""
+
+
 @pytest.mark.slow
 def test_each_module_imports_first_in_a_fresh_interpreter():
-    """Each module imported first (the order a user's script or a spawned worker may take)."""
+    """Each module imported first (the order a user's script or a spawned worker may take): one
+    interpreter, with every ``gan_init`` module dropped from ``sys.modules`` before each import,
+    so a cycle between our modules fails as it would in a new process."""
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
     }
-    runs = {
-        module: subprocess.Popen(
-            [sys.executable, "-c", f"import {module}"],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )  # fmt: skip
-        for module in transfer_modules()
-    }
-    failed = {}
-    for module, run in runs.items():
-        _, err = run.communicate()
-        if run.returncode:
-            failed[module] = err.strip().splitlines()[-1]
+    run = subprocess.run(
+        [sys.executable, "-c", FIRST_IMPORT, *transfer_modules()],
+        cwd=ROOT, env=env, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    failed = json.loads(run.stdout.strip().splitlines()[-1])
     assert not failed, f"modules that do not import on their own: {failed}"
+
+
+@pytest.mark.slow
+def test_the_fresh_import_check_catches_a_cycle(tmp_path):
+    """The check above fails on a package whose modules import each other at the top."""
+    pkg = tmp_path / "gan_init"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "a.py").write_text("from gan_init.b import B\nA = 1\n")
+    (pkg / "b.py").write_text("from gan_init.a import A\nB = 2\n")
+    run = subprocess.run(
+        [sys.executable, "-c", FIRST_IMPORT, "gan_init.a", "gan_init.b"],
+        cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(tmp_path)},
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    failed = json.loads(run.stdout.strip().splitlines()[-1])
+    assert set(failed) == {"gan_init.a", "gan_init.b"}

