@@ -3,7 +3,7 @@
 ``make train-2d`` trains a ``cyclegan`` run and a ``scratch`` run of the same seed (one CycleGAN
 stage) and ends here: ``comparison.md`` (final metrics of each run, the difference to the first,
 the CycleGAN stage's validation scores) and ``comparison.png`` (every evaluation curve against
-images shown, then each run's samples under its name). One seed is an illustration, not a test:
+images shown, then each run's last fixed-latent grid, generated beside real, under its name). One seed is an illustration, not a test:
 ``make sweep-2d`` and ``make report`` give the paired statistics over seeds.
 """
 
@@ -72,8 +72,19 @@ def comparison_markdown(summaries: list[dict[str, Any]], figure: str | None) -> 
     return "\n".join(lines) + "\n"
 
 
+def _picture(summary: dict[str, Any]) -> tuple[Path | None, str]:
+    """The run's last fixed-latent grid (generated beside real, from ``NoiseSampleGrid``), else
+    its final sample grid; with what it shows."""
+    grids = sorted((Path(summary["run_dir"]) / "images").glob("samples_*.png"))
+    if grids:
+        return grids[-1], "last grid: generated from the fixed latents (left), real (right)"
+    pngs = sorted(Path(summary["samples"]).glob("*.png")) if summary.get("samples") else []
+    return (pngs[0], "samples") if pngs else (None, "no samples")
+
+
 def comparison_figure(summaries: list[dict[str, Any]], out: Path) -> Path | None:
-    """Curves (one panel per metric with more than one point) above the runs' sample grids."""
+    """Curves (one panel per metric with more than one point) above each run's pictures, a
+    full-width row per run, so runs of the same seed (the same fixed latents) line up."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -83,17 +94,14 @@ def comparison_figure(summaries: list[dict[str, Any]], out: Path) -> Path | None
     curves = [read_run_curves(Path(s["run_dir"])) for s in summaries]
     # Quality metrics only (not eval/resolution, the floor or per-level SWD), when they are curves.
     keys = [k for k in FIRST if any(len(c.get(k, ((),))[0]) > 1 for c in curves)][:3]
-    samples = []
-    for s in summaries:
-        pngs = sorted(Path(s["samples"]).glob("*.png")) if s.get("samples") else []
-        samples.append(pngs[0] if pngs else None)
-    n_cols = max(len(keys), len(summaries), 1)
-    has_samples = any(samples)
-    rows = int(bool(keys)) + int(has_samples)
-    if rows == 0:
+    pictures = [_picture(s) for s in summaries]
+    pictures = [(s, png, what) for s, (png, what) in zip(summaries, pictures) if png is not None]
+    images = [mpimg.imread(png) for _, png, _ in pictures]
+    heights = ([4.0] if keys else []) + [10.0 * im.shape[0] / im.shape[1] + 0.5 for im in images]
+    if not heights:
         return None
-    fig = plt.figure(figsize=(4.5 * n_cols, 4.2 * rows), dpi=100)
-    grid = fig.add_gridspec(rows, n_cols)
+    fig = plt.figure(figsize=(10.0, sum(heights)), dpi=100)
+    grid = fig.add_gridspec(len(heights), max(len(keys), 1), height_ratios=heights)
     for i, key in enumerate(keys):
         ax = fig.add_subplot(grid[0, i])
         for s, c in zip(summaries, curves):
@@ -104,13 +112,11 @@ def comparison_figure(summaries: list[dict[str, Any]], out: Path) -> Path | None
         ax.set_title(key + (" (lower is better)" if key in LOWER_IS_BETTER else ""))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    if has_samples:
-        for i, (s, png) in enumerate(zip(summaries, samples)):
-            ax = fig.add_subplot(grid[rows - 1, i])
-            ax.axis("off")
-            ax.set_title(f"samples: {_label(s)}")
-            if png is not None:
-                ax.imshow(mpimg.imread(png), cmap="gray", interpolation="nearest")
+    for row, ((s, _, what), image) in enumerate(zip(pictures, images), start=int(bool(keys))):
+        ax = fig.add_subplot(grid[row, :])
+        ax.axis("off")
+        ax.set_title(f"{_label(s)}: {what}", fontsize=11)
+        ax.imshow(image, cmap="gray", interpolation="nearest")
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out)
