@@ -51,9 +51,12 @@ def shrink(config: dict[str, Any], size: int) -> dict[str, Any]:
             n = len(args["train_images"])
             args.update(train_images=[4] * n, fade_images=[2] * n, batch_size=[2] * n)
         elif kind == "EvaluationCallback":
+            # feature_cache None: tests keep the real sets' features in memory, never in the
+            # user's ~/.cache (the disk cache has its own tests, in a temporary folder)
             args.update(
-                every_n_images=8, costly_every_n_images=10**9, n_samples=4, n_real=4, n_train=4
-            )
+                every_n_images=8, costly_every_n_images=10**9, n_samples=4, n_real=4, n_train=4,
+                feature_cache=None,
+            )  # fmt: skip
         elif kind == "ModelCheckpoint":
             args["every_n_train_steps"] = 4
     return config
