@@ -13,6 +13,13 @@ from pathlib import Path
 from typing import Any
 
 
+def ordinary_mode(path: str | Path) -> None:
+    """Give a ``mkstemp`` file (0600) the mode any new file gets (0666 less the umask)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
+
+
 def write_atomic(path: str | Path, text: str) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -20,10 +27,7 @@ def write_atomic(path: str | Path, text: str) -> Path:
     try:
         with os.fdopen(fd, "w") as f:
             f.write(text)
-        # mkstemp makes 0600 files; give the result the mode any new file gets (umask).
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
+        ordinary_mode(tmp)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -4,6 +4,7 @@ feature settings (on disk), and a changed setting misses."""
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 import torch
@@ -62,6 +63,10 @@ def test_cache_reuses_features_in_memory_and_on_disk(tmp_path, spatial_dims):
     net2, counting2 = _net(spatial_dims)
     again = CachedFeatures(net2, directory=tmp_path)(real, persist=True)
     assert counting2.seen == 0 and torch.equal(again, first)
+    # written with the mode any new file gets (shared data, shared cache), not mkstemp's 0600
+    umask = os.umask(0)
+    os.umask(umask)
+    assert {f.stat().st_mode & 0o777 for f in tmp_path.glob("*.pt")} == {0o666 & ~umask}
 
 
 @pytest.mark.parametrize("spatial_dims", DIMS)

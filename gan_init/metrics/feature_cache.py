@@ -25,6 +25,8 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from gan_init.files import ordinary_mode
+
 # Bump when the stored layout or what a key covers changes: old files are then never read.
 CACHE_VERSION = 1
 
@@ -101,6 +103,7 @@ class CachedFeatures(nn.Module):
         os.close(fd)
         try:
             torch.save({"digests": digests, "features": features.clone()}, tmp)
+            ordinary_mode(tmp)  # a cache other users of the data may share
             os.replace(tmp, file)
         finally:
             if os.path.exists(tmp):
