@@ -133,6 +133,19 @@ def test_a_moved_run_folder_resumes_into_its_one_last_ckpt(tmp_path, dims):
     assert saved_step(first / "checkpoints" / "last.ckpt") == 4  # the original is untouched
 
 
+@pytest.mark.parametrize("dims", [2, 3])
+def test_a_run_ended_by_its_schedule_saves_its_final_weights(tmp_path, dims):
+    """The schedule stops the run between periodic saves (every 4 steps here); last.ckpt must
+    hold the final step, the one the final metrics and samples come from."""
+    schedule = {"class_path": "gan_init.callbacks.ProgressiveSchedule",
+                "init_args": {"train_images": 6, "fade_images": 2, "batch_size": 2}}  # fmt: skip
+    config = fit_config(tmp_path / "run", dims, max_steps=-1, every_n=4, callbacks=[schedule])
+    cli_run = GanInitCLI(args=["fit", "--config", write(tmp_path / "fit.yaml", config)])
+    final_step = cli_run.trainer.global_step
+    assert final_step % 4 != 0, "the test needs a run ending between periodic saves"
+    assert saved_step(tmp_path / "run" / "checkpoints" / "last.ckpt") == final_step
+
+
 def test_shipped_configs_keep_one_last_ckpt():
     for path in sorted((REPO / "experiments" / "configs").glob("*.yaml")):
         config = yaml.safe_load(path.read_text())

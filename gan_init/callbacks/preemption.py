@@ -1,5 +1,8 @@
 """Save ``last.ckpt`` when the job is told to stop (SIGTERM, or SLURM's SIGUSR1), so a requeued
-job resumes where it stopped instead of at the last periodic checkpoint.
+job resumes where it stopped instead of at the last periodic checkpoint; and when training ends,
+so ``last.ckpt`` holds the weights the final metrics and samples come from (Lightning writes it
+only with a periodic save, so a run stopped by its image schedule kept the one of up to 499
+steps before).
 
 Lightning already does the signal half: its ``_SignalConnector`` turns SIGTERM into a
 ``SIGTERMException`` raised at the next batch boundary (on every DDP rank at once), and under
@@ -75,14 +78,25 @@ class PreemptionCheckpoint(Callback):
                 signal.signal(signum, previous if previous is not None else signal.SIG_DFL)
         self._previous = {}
 
+    def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        # Not after a divergence: the stability callback has turned save_last off, so the last
+        # good periodic checkpoint stays.
+        for path, callback in self._last_paths(trainer).items():
+            callback.last_model_path = str(path)
+            trainer.save_checkpoint(path)  # every rank calls it (a collective under DDP)
+
+    @staticmethod
+    def _last_paths(trainer: Trainer) -> dict[Path, ModelCheckpoint]:
+        return {
+            path: cb for cb in trainer.checkpoint_callbacks if (path := last_checkpoint_path(cb))
+        }
+
     def on_exception(
         self, trainer: Trainer, pl_module: LightningModule, exception: BaseException
     ) -> None:
         if not isinstance(exception, SIGTERMException):
             return
-        targets = {
-            path: cb for cb in trainer.checkpoint_callbacks if (path := last_checkpoint_path(cb))
-        }
+        targets = self._last_paths(trainer)
         if not targets:
             rank_zero_warn(
                 "stopped by a signal, but no ModelCheckpoint with save_last and a dirpath: "
