@@ -217,19 +217,69 @@ def _run_cyclegan_locked(
     code = _fit(
         config_file, extra, run_dir, env=_env(run_dir, shared_stage=True), log=run_dir / "log.txt"
     )
-    checkpoint = run_dir / "checkpoints" / "last.ckpt"
-    if code != 0 or not checkpoint.is_file():
+    last = run_dir / "checkpoints" / "last.ckpt"
+    if code != 0 or not last.is_file():
         raise RuntimeError(f"CycleGAN stage failed (exit code {code}); see {run_dir / 'log.txt'}")
+    checkpoint, selected = selected_checkpoint(last)
+    print(f"CycleGAN stage: the noise GAN starts from {checkpoint} ({selected['rule']})")
     write_json(
         run_dir / "done.json",
         {
             "checkpoint": str(checkpoint),
+            "selected": selected,
             "seconds": round(time.time() - start, 1),
             "config_hash": key,
-            "val": last_values(run_dir, "val/"),
+            "val": values_at_epoch(run_dir, "val/", selected["epoch"]),
+            "val_final": last_values(run_dir, "val/"),
         },
     )
     return checkpoint
+
+
+def selected_checkpoint(last: Path) -> tuple[Path, dict[str, Any]]:
+    """The CycleGAN weights a noise GAN starts from: the epoch its ``ModelCheckpoint`` kept as
+    best (every shipped config monitors ``val/psnr_t2_to_t1``: model selection on validation
+    data), else the final weights in ``last.ckpt``. With what was selected, by which rule."""
+    import torch
+
+    state = torch.load(last, map_location="cpu", weights_only=True, mmap=True)
+    for name, cb in (state.get("callbacks") or {}).items():
+        best_path = cb.get("best_model_path") if name.startswith("ModelCheckpoint") else None
+        if not best_path or not cb.get("monitor"):
+            continue
+        best = last.parent / Path(best_path).name  # the folder may have moved since
+        if best.is_file() and best != last:
+            chosen = torch.load(best, map_location="cpu", weights_only=True, mmap=True)
+            score = cb.get("best_model_score")
+            return best, {
+                "rule": f"best {cb['monitor']} on validation data",
+                "epoch": int(chosen["epoch"]),
+                "global_step": int(chosen["global_step"]),
+                "score": None if score is None else float(score),
+            }
+    return last, {
+        "rule": "final weights",
+        "epoch": int(state["epoch"]),
+        "global_step": int(state["global_step"]),
+        "score": None,
+    }
+
+
+def values_at_epoch(run_dir: Path, prefix: str, epoch: int) -> dict[str, float]:
+    """Every ``prefix*`` metric logged in ``epoch`` (the last value of it, all attempts)."""
+    import csv
+
+    from gan_init.files import csv_attempts
+
+    values: dict[str, float] = {}
+    for path in csv_attempts(run_dir):
+        with open(path, newline="") as f:
+            for row in csv.DictReader(f):
+                if row.get("epoch") not in (None, "") and int(float(row["epoch"])) == epoch:
+                    for key, value in row.items():
+                        if key and key.startswith(prefix) and value not in (None, ""):
+                            values[key] = float(value)
+    return values
 
 
 def last_values(run_dir: Path, prefix: str) -> dict[str, float]:
