@@ -13,7 +13,7 @@ def test_time_left_follows_the_level_pace_scaled_for_later_levels(monkeypatch):
     bar = TrainingProgress(terminal=False)
     bar._schedule = SimpleNamespace(_bounds=[0, 1000, 2000, 4000], n_levels=3)
     bar._start, bar._start_done = 0.0, 0.0
-    module = SimpleNamespace(level=0, spatial_dims=3)
+    module = SimpleNamespace(level=0, spatial_dims=3, resolution=8)
 
     def left(done: float, at: float) -> float:
         clock["now"] = at
@@ -21,11 +21,13 @@ def test_time_left_follows_the_level_pace_scaled_for_later_levels(monkeypatch):
 
     # level 0: 1,000 images in 10 s; the run's mean pace until the level has shown enough
     assert left(50, 0.5) == 0.5 * 3950 / 50
-    module.level = 1
+    module.level, module.resolution = 1, 16
     assert left(1000, 10.0) == 10.0 * 3000 / 1000  # the level just started: mean pace
     # 500 images of level 1 in 500 s: 1 s per image here, 8 s per image at the next level
     assert left(1500, 510.0) == 500 * 1.0 + 2000 * 1.0 * 8
-    module.level = 2
+    module.resolution = 8  # the same pace at a tiny level is not scaled up: the mean pace
+    assert left(1500, 510.0) == 510.0 * 2500 / 1500
+    module.level, module.resolution = 2, 32
     left(2000, 1010.0)
     assert left(3000, 9010.0) == 1000 * 8.0  # the last level: its own pace only
 
