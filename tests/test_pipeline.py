@@ -61,7 +61,12 @@ def test_miniature_pipeline_end_to_end(tmp_path, dims, capsys):
     assert "val/psnr_t2_to_t1" in summary["cyclegan"]["val"]
     assert "CycleGAN stage validation" in (run / "summary.md").read_text()
     assert json.loads((scratch / "summary.json").read_text())["status"] == "finished"
-    assert summary["source"].endswith("last.ckpt") and Path(summary["source"]).is_file()
+    # the CycleGAN epoch its ModelCheckpoint kept as best, chosen on purpose and recorded
+    done = json.loads(next((runs / "cyclegan").glob("*/done.json")).read_text())
+    assert summary["source"] == done["checkpoint"] and Path(summary["source"]).is_file()
+    assert done["selected"]["rule"] == "best val/psnr_t2_to_t1 on validation data"
+    assert "val/psnr_t2_to_t1" in done["val"] and "val/psnr_t2_to_t1" in done["val_final"]
+    assert f"the noise GAN starts from {done['checkpoint']}" in out
     assert "eval/swd" in summary["metrics"] and summary["metrics"]["eval/swd"] >= 0
     assert (run / "config.yaml").is_file() and (run / "summary.md").is_file()
     assert list((run / "samples").glob("*.png"))
