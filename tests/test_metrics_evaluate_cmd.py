@@ -10,6 +10,7 @@ import torch
 
 import data_modules
 from gan_init import cli
+from gan_init.assets import asset_dir
 from gan_init.commands import evaluate as evaluate_cmd
 from tests.helpers import FakeData
 
@@ -27,6 +28,12 @@ class FakeGAN:
 def test_evaluate_command_writes_json(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(evaluate_cmd, "load_noise_gan", lambda path: FakeGAN())
     monkeypatch.setattr(data_modules, "FakeData", FakeData, raising=False)
+    # the feature cache goes to a temporary GAN_INIT_DATA (with the real Inception linked in),
+    # never into the user's ~/.cache
+    data = tmp_path / "gan-init-data"
+    data.mkdir()
+    (data / "fid_inception").symlink_to(asset_dir("fid_inception"), target_is_directory=True)
+    monkeypatch.setenv("GAN_INIT_DATA", str(data))
     config = tmp_path / "data.yaml"
     config.write_text("data:\n  class_path: data_modules.FakeData\n  init_args:\n    side: 16\n")
     out = tmp_path / "m.json"
@@ -38,6 +45,7 @@ def test_evaluate_command_writes_json(tmp_path, monkeypatch, capsys):
     assert {"swd", "swd_8", "msssim_fake", "msssim_real", "memo_fraction"} <= set(record["metrics"])
     assert (tmp_path / "m.closest_pairs.png").is_file()
     assert '"swd"' in capsys.readouterr().out
+    assert list((data / "features").glob("*.pt"))  # the real sets' features, cached there
 
 
 def test_evaluate_command_rejects_typo(tmp_path):
