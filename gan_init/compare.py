@@ -3,8 +3,9 @@
 ``make train-2d`` trains a ``cyclegan`` run and a ``scratch`` run of the same seed (one CycleGAN
 stage) and ends here: ``comparison.md`` (final metrics of each run, the difference to the first,
 the CycleGAN stage's validation scores) and ``comparison.png`` (every evaluation curve against
-images shown, then each run's last fixed-latent grid, generated beside real, under its name). One seed is an illustration, not a test:
-``make sweep-2d`` and ``make report`` give the paired statistics over seeds.
+images shown, then each run's last fixed-latent grid, generated beside real, under its name).
+One seed is an illustration, not a test: ``make sweep-2d`` and ``make report`` give the paired
+statistics over seeds.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from gan_init.callbacks.samples import fixed_latent_grids
 from gan_init.files import read_json, write_atomic
 from gan_init.report import X_KEY, read_run_curves
 
@@ -75,7 +77,7 @@ def comparison_markdown(summaries: list[dict[str, Any]], figure: str | None) -> 
 def _picture(summary: dict[str, Any]) -> tuple[Path | None, str]:
     """The run's last fixed-latent grid (generated beside real, from ``NoiseSampleGrid``), else
     its final sample grid; with what it shows."""
-    grids = sorted((Path(summary["run_dir"]) / "images").glob("samples_*.png"))
+    grids = fixed_latent_grids(summary["run_dir"])
     if grids:
         return grids[-1], "last grid: generated from the fixed latents (left), real (right)"
     pngs = sorted(Path(summary["samples"]).glob("*.png")) if summary.get("samples") else []

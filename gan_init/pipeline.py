@@ -229,7 +229,7 @@ def _run_cyclegan_locked(
             "selected": selected,
             "seconds": round(time.time() - start, 1),
             "config_hash": key,
-            "val": values_at_epoch(run_dir, "val/", selected["epoch"]),
+            "val": last_values(run_dir, "val/", epoch=selected["epoch"]),
             "val_final": last_values(run_dir, "val/"),
         },
     )
@@ -265,8 +265,9 @@ def selected_checkpoint(last: Path) -> tuple[Path, dict[str, Any]]:
     }
 
 
-def values_at_epoch(run_dir: Path, prefix: str, epoch: int) -> dict[str, float]:
-    """Every ``prefix*`` metric logged in ``epoch`` (the last value of it, all attempts)."""
+def last_values(run_dir: Path, prefix: str, epoch: int | None = None) -> dict[str, float]:
+    """The last logged value of every ``prefix*`` metric in a run's CSV files (all attempts);
+    with ``epoch``, of the values logged in that epoch only."""
     import csv
 
     from gan_init.files import csv_attempts
@@ -275,23 +276,10 @@ def values_at_epoch(run_dir: Path, prefix: str, epoch: int) -> dict[str, float]:
     for path in csv_attempts(run_dir):
         with open(path, newline="") as f:
             for row in csv.DictReader(f):
-                if row.get("epoch") not in (None, "") and int(float(row["epoch"])) == epoch:
-                    for key, value in row.items():
-                        if key and key.startswith(prefix) and value not in (None, ""):
-                            values[key] = float(value)
-    return values
-
-
-def last_values(run_dir: Path, prefix: str) -> dict[str, float]:
-    """The last logged value of every ``prefix*`` metric in a run's CSV files (all attempts)."""
-    import csv
-
-    from gan_init.files import csv_attempts
-
-    values: dict[str, float] = {}
-    for path in csv_attempts(run_dir):
-        with open(path, newline="") as f:
-            for row in csv.DictReader(f):
+                if epoch is not None and row.get("epoch") in (None, ""):
+                    continue
+                if epoch is not None and int(float(row["epoch"])) != epoch:
+                    continue
                 for key, value in row.items():
                     if key and key.startswith(prefix) and value not in (None, ""):
                         values[key] = float(value)

@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from gan_init.callbacks.samples import GRID_NAME
 from gan_init.compare import _picture, comparison_figure
 
 
@@ -15,7 +16,7 @@ def _run(tmp_path: Path, name: str, grids: list[int], samples: bool = True) -> d
     (run / "samples").mkdir()
     for step in grids:
         Image.fromarray(np.full((20, 40), step % 255, np.uint8)).save(
-            run / "images" / f"samples_{step:09d}.png"
+            run / "images" / GRID_NAME.format(step)
         )
     if samples:
         Image.fromarray(np.zeros((16, 16), np.uint8)).save(run / "samples" / "samples.png")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from gan_init.pipeline import selected_checkpoint, values_at_epoch
+from gan_init.pipeline import last_values, selected_checkpoint
 
 
 def _checkpoint(path: Path, epoch: int, step: int, callbacks: dict | None = None) -> Path:
@@ -49,4 +49,5 @@ def test_validation_scores_of_the_selected_epoch(tmp_path):
             {"epoch": 0, "step": 9, "val/psnr": 16.0}, {"epoch": 1, "step": 19, "val/psnr": 17.5},
             {"epoch": 1, "step": 19, "train/loss": 0.3}, {"epoch": 2, "step": 29, "val/psnr": 16.5},
         ])  # fmt: skip
-    assert values_at_epoch(tmp_path, "val/", 1) == {"val/psnr": 17.5}
+    assert last_values(tmp_path, "val/", epoch=1) == {"val/psnr": 17.5}
+    assert last_values(tmp_path, "val/") == {"val/psnr": 16.5}  # the final epoch's

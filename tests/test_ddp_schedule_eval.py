@@ -62,7 +62,7 @@ SCRIPT = textwrap.dedent(
         trainer.fit(gan, Data(2, batch_size=1, n=32))
         result = {
             "starts": record.starts, "evals": record.evals, "final": evaluation.last,
-            "images_shown": int(gan.images_shown), "bounds": schedule._bounds,
+            "images_shown": int(gan.images_shown), "bounds": schedule.bounds,
         }
         (out / f"rank{trainer.global_rank}.json").write_text(json.dumps(result))
         end_process_group()  # else gloo's threads can abort the exit

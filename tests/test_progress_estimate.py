@@ -12,7 +12,7 @@ def test_time_left_follows_the_level_pace_scaled_for_later_levels(monkeypatch):
     clock = {"now": 0.0}
     monkeypatch.setattr(progress.time, "monotonic", lambda: clock["now"])
     bar = TrainingProgress(terminal=False)
-    bar._schedule = SimpleNamespace(_bounds=[0, 1000, 2000, 4000], n_levels=3)
+    bar._schedule = SimpleNamespace(bounds=[0, 1000, 2000, 4000], n_levels=3)
     bar._start, bar._start_done = 0.0, 0.0
     module = SimpleNamespace(level=0, spatial_dims=3, resolution=8)
 

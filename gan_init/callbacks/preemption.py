@@ -80,7 +80,9 @@ class PreemptionCheckpoint(Callback):
 
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         # Not after a divergence: the stability callback has turned save_last off, so the last
-        # good periodic checkpoint stays.
+        # good periodic checkpoint stays. Not in a fast_dev_run (Lightning saves nothing there).
+        if trainer.fast_dev_run:
+            return
         for path, callback in self._last_paths(trainer).items():
             callback.last_model_path = str(path)
             trainer.save_checkpoint(path)  # every rank calls it (a collective under DDP)

@@ -54,9 +54,8 @@ class TrainingProgress(ProgressBar):
         self._last_print = 0.0
         self._last_bucket = -1
         self._schedule: Any = None
-        self._level_mark: tuple[int, float, float] | None = (
-            None  # (level, time, images) at its start
-        )
+        # (level, time, images shown) when the current level was first seen
+        self._level_mark: tuple[int, float, float] | None = None
 
     # ---- ProgressBar interface ---------------------------------------------------------------
 
@@ -140,7 +139,7 @@ class TrainingProgress(ProgressBar):
         if self._level_mark is None or self._level_mark[0] != level:
             self._level_mark = (level, now, done)
         _, since, at = self._level_mark
-        bounds = self._schedule._bounds  # start of each level, in images; end of the run last
+        bounds = self._schedule.bounds  # start of each level, in images; end of the run last
         later = range(level + 1, self._schedule.n_levels)
         too_few = done - at < max(64.0, 0.05 * (bounds[level + 1] - bounds[level]))
         if too_few or (later and pl_module.resolution < SCALED_FROM):

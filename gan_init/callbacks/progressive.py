@@ -99,6 +99,11 @@ class ProgressiveSchedule(Callback):
     def total_images(self) -> int:
         return self._bounds[-1]
 
+    @property
+    def bounds(self) -> list[int]:
+        """Images shown when each level's fade-in starts, then the end of the run."""
+        return list(self._bounds)
+
     def level_starts(self, n_levels: int) -> list[int]:
         """Images shown when each level of a generator with ``n_levels`` levels is first reached
         (its fade-in begins; level 0 at 0). The schedule ends at ``total_images``; level ``l`` is

@@ -25,6 +25,13 @@ from gan_init.models.progressive import real_at
 from gan_init.visualize import image_grid, save_png, side_by_side, titled
 
 IMAGES_AXIS = "progress/images_shown"
+# <log dir>/images/<GRID_NAME>: one grid per moment, named by images shown (sorts in time order).
+GRID_NAME = "samples_{:09d}.png"
+
+
+def fixed_latent_grids(log_dir: str | Path) -> list[Path]:
+    """The grids a run's ``NoiseSampleGrid`` wrote, oldest first."""
+    return sorted((Path(log_dir) / "images").glob(GRID_NAME.replace("{:09d}", "*")))
 
 
 def _wandb_loggers(trainer: pl.Trainer) -> list:
@@ -125,7 +132,7 @@ class NoiseSampleGrid(pl.Callback):
         pl_module.train(was_training)
         shown = pl_module.images_shown
         self._logged_at = shown
-        self.written.append(save_png(picture, log_dir / "images" / f"samples_{shown:09d}.png"))
+        self.written.append(save_png(picture, log_dir / "images" / GRID_NAME.format(shown)))
         caption = (
             f"level {pl_module.level + 1}/{pl_module.generator.n_levels}, "
             f"{pl_module.resolution} px, {shown} images shown"
