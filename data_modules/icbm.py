@@ -39,8 +39,8 @@ from data_modules.common import (
     slab_bounds,
     upright_slices,
 )
-from gan_init.assets import asset_path
-from gan_init.registry import check_choice
+from gan_init.core.assets import asset_path
+from gan_init.core.registry import check_choice
 
 _MARGIN_MM = 6  # room around the head/brain, so warps do not push it out of the frame
 # 2D held-out slices: of every 5 consecutive slice positions (1 mm apart), 3 train, 1 val, 1 test.

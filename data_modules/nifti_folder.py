@@ -47,8 +47,8 @@ from data_modules.common import (
     to_unit,
     upright_slices,
 )
-from gan_init.assets import cache_dir as default_cache_root
-from gan_init.registry import check_choice
+from gan_init.core.assets import cache_dir as default_cache_root
+from gan_init.core.registry import check_choice
 
 LAYOUTS: dict[str, tuple[str, str]] = {
     # IXI: IXI012-HH-1211-T1.nii.gz / IXI012-HH-1211-T2.nii.gz, all in one folder.

@@ -3,7 +3,7 @@
 ``save_sections`` writes one labelled picture of several splits: per split a title line, then
 one column per sample and one row per modality (and, in 3D, per plane), each row labelled.
 
-The pictures' orientation, uint8 mapping and PNG writing come from ``gan_init.visualize``.
+The pictures' orientation, uint8 mapping and PNG writing come from ``gan_init.core.visualize``.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-from gan_init.visualize import AXIS_INDEX, image_grid, save_png, to_uint8, upright
+from gan_init.core.visualize import AXIS_INDEX, image_grid, save_png, to_uint8, upright
 
 PLANES = ("axial", "coronal", "sagittal")
 

@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from gan_init.core.registry import Registry
 from gan_init.networks import (
     BACKBONES,
     BackboneSpec,
@@ -10,7 +11,6 @@ from gan_init.networks import (
     PatchGANDiscriminator,
     build_backbone,
 )
-from gan_init.registry import Registry
 
 
 def tiny(spatial_dims: int, **knobs) -> BackboneSpec:

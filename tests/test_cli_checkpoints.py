@@ -11,7 +11,7 @@ import pytest
 import torch
 import yaml
 
-from gan_init.lightning_cli import GanInitCLI
+from gan_init.cli.lightning import GanInitCLI
 from tests.helpers import noise_config
 
 

@@ -12,7 +12,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from gan_init.files import write_json
+from gan_init.core.files import write_json
 from gan_init.transfer.strategies import INIT_STRATEGIES
 from tests.helpers import save_noise_gan
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from gan_init.pipeline import CONFIGS, load_yaml
+from gan_init.experiment.pipeline import CONFIGS, load_yaml
 from tests.tiny_configs import shrink
 
 ENV = {**os.environ, "WANDB_MODE": "disabled"}

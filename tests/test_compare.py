@@ -7,7 +7,7 @@ import numpy as np
 from PIL import Image
 
 from gan_init.callbacks.samples import GRID_NAME
-from gan_init.compare import _picture, comparison_figure
+from gan_init.experiment.compare import _picture, comparison_figure
 
 
 def _run(tmp_path: Path, name: str, grids: list[int], samples: bool = True) -> dict:

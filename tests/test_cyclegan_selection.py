@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from gan_init.pipeline import last_values, selected_checkpoint
+from gan_init.experiment.pipeline import last_values, selected_checkpoint
 
 
 def _checkpoint(path: Path, epoch: int, step: int, callbacks: dict | None = None) -> Path:

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from gan_init import cli
-from gan_init.assets import AssetMissingError, asset_path
+from gan_init.core.assets import AssetMissingError, asset_path
 from tests.helpers import NIFTI_SHAPE, ixi_folder, save_nifti
 
 

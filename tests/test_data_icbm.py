@@ -8,7 +8,7 @@ import torch
 
 from data_modules import Augmentation, IcbmDataModule, common
 from data_modules.common import StreamSampler
-from gan_init.assets import AssetMissingError, asset_path
+from gan_init.core.assets import AssetMissingError, asset_path
 
 try:
     asset_path("icbm152", "t1.nii")

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from gan_init.cli import main as cli_main
-from gan_init.error_catalog import CATALOG, table
+from gan_init.cli.error_catalog import CATALOG, table
 from tests.helpers import GRID, HEAD_RADII_MM, write_checkpoint, write_head, write_nifti
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -51,7 +51,7 @@ def test_readme_table_is_the_catalogue():
     assert HEADING in readme, f"README.md has no {HEADING!r} section"
     section = readme.split(HEADING, 1)[1].split("\n## ", 1)[0]
     rows = [line for line in section.splitlines() if line.startswith("|")]
-    assert "\n".join(rows) == table(), "regenerate it: python -m gan_init.error_catalog"
+    assert "\n".join(rows) == table(), "regenerate it: python -m gan_init.cli.error_catalog"
 
 
 def test_catalogue_names_are_unique_and_messages_name_the_command():

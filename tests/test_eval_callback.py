@@ -73,7 +73,7 @@ def test_evaluation_schedule_resolution_and_final_json(tmp_path, spatial_dims):
     assert (state["next_cheap"], state["next_costly"]) == (80, 96)
     if spatial_dims == 2:
         # The primary endpoint: the SWD curve's mean height over images shown, kept for resume.
-        from gan_init.stats import normalized_auc
+        from gan_init.experiment.stats import normalized_auc
 
         swd = [(s["shown"], s["swd"]) for s in seen if "swd" in s]
         assert [list(p) for p in swd] == state["swd_curve"] and len(swd) == 4
@@ -164,7 +164,7 @@ def test_evaluation_times_itself_and_the_share_reaches_the_summary(tmp_path, spa
     again.load_state_dict(cb.state_dict())
     assert again.eval_seconds == pytest.approx(cb.eval_seconds) and again.fit_seconds() > 0
     # The pipeline's summary shows the share beside the final metrics.
-    from gan_init.pipeline import _outcome
+    from gan_init.experiment.pipeline import _outcome
 
     outcome = _outcome(None, tmp_path, 1, env={}, log=tmp_path / "log.txt")
     assert outcome["metrics"]["time/eval_share"] == timing["eval_share"]

@@ -183,7 +183,7 @@ def test_slice_features_mean_over_axes_in_one_batch(shape, batches):
 def test_evaluate_command_reuses_the_real_sets_features(tmp_path, monkeypatch, capsys):
     import data_modules
     from gan_init import cli
-    from gan_init.commands import evaluate as evaluate_cmd
+    from gan_init.cli.commands import evaluate as evaluate_cmd
     from tests.test_metrics_evaluate_cmd import FakeData, FakeGAN
 
     monkeypatch.setattr(evaluate_cmd, "load_noise_gan", lambda path: FakeGAN())

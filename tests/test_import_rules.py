@@ -48,7 +48,7 @@ def test_the_checker_finds_every_form_of_import(tmp_path):
     (package / "bad.py").write_text(
         "import gan_init.transfer.load as load\n"
         "from gan_init import models\n"
-        "from gan_init.visualize import upright  # allowed\n"
+        "from gan_init.core.visualize import upright  # allowed\n"
         "def f():\n"
         "    from gan_init.callbacks.ema import EMA\n"
     )
@@ -70,13 +70,13 @@ def test_data_modules_never_import_models_callbacks_or_transfer():
     assert not bad, (
         "data_modules must not import gan_init.models, gan_init.callbacks or gan_init.transfer "
         f"(docs/architecture.md, Import rules): {bad}; move what both need into data_modules or "
-        "gan_init.visualize / gan_init.files"
+        "gan_init.core.visualize / gan_init.core.files"
     )
 
 
 @pytest.mark.slow  # a fresh interpreter importing torch, TorchIO and Lightning
 def test_importing_data_modules_loads_no_model_callback_or_transfer_code():
-    """Also through a module data_modules may import (``gan_init.visualize`` importing a model
+    """Also through a module data_modules may import (``gan_init.core.visualize`` importing a model
     would load it all the same)."""
     code = (
         "import sys, data_modules; "

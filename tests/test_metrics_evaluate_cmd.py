@@ -10,8 +10,8 @@ import torch
 
 import data_modules
 from gan_init import cli
-from gan_init.assets import asset_dir
-from gan_init.commands import evaluate as evaluate_cmd
+from gan_init.cli.commands import evaluate as evaluate_cmd
+from gan_init.core.assets import asset_dir
 from tests.helpers import FakeData
 
 
@@ -56,7 +56,7 @@ def test_evaluate_command_rejects_typo(tmp_path):
 
 
 def test_evaluate_listed_in_cli():
-    assert cli.EXTRA_COMMANDS["evaluate"][0] == "gan_init.commands.evaluate"
+    assert cli.EXTRA_COMMANDS["evaluate"][0] == "gan_init.cli.commands.evaluate"
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gan_init.assets import AssetMissingError
+from gan_init.core.assets import AssetMissingError
 from gan_init.metrics import (
     FidInceptionV3,
     Memorization,

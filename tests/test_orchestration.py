@@ -17,12 +17,12 @@ import torch
 import yaml
 from filelock import FileLock
 
-from gan_init import pipeline
-from gan_init.commands import pipeline as pipeline_cmd
-from gan_init.commands import sweep as sweep_cmd
-from gan_init.files import CorruptFileError
-from gan_init.pipeline import PipelineOptions, load_yaml
-from gan_init.sweep import run_sweep
+from gan_init.cli.commands import pipeline as pipeline_cmd
+from gan_init.cli.commands import sweep as sweep_cmd
+from gan_init.core.files import CorruptFileError
+from gan_init.experiment import pipeline
+from gan_init.experiment.pipeline import PipelineOptions, load_yaml
+from gan_init.experiment.sweep import run_sweep
 from tests.helpers import fake_sweep_file, subprocess_env, wait_for
 from tests.tiny_configs import pipeline_configs
 

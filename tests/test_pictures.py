@@ -12,8 +12,8 @@ from pytorch_lightning.loggers import CSVLogger
 from data_modules.preview import save_preview
 from gan_init.callbacks import NoiseSampleGrid, ProgressiveSchedule, TrainingProgress
 from gan_init.callbacks.image_grid import CycleGANImageGrid
+from gan_init.core.visualize import image_grid, mid_slice_montage, save_png
 from gan_init.metrics.memorization import save_closest_pairs
-from gan_init.visualize import image_grid, mid_slice_montage, save_png
 from tests.helpers import BlobData, cpu_trainer, tiny_progan
 
 SIZE = {2: 16, 3: 8}

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from gan_init.commands import pipeline as pipeline_cmd
-from gan_init.pipeline import CONFIGS, PipelineOptions, load_yaml, resolve_config
-from gan_init.report import write_report
-from gan_init.sweep import run_sweep
+from gan_init.cli.commands import pipeline as pipeline_cmd
+from gan_init.experiment.pipeline import CONFIGS, PipelineOptions, load_yaml, resolve_config
+from gan_init.experiment.report import write_report
+from gan_init.experiment.sweep import run_sweep
 from tests.tiny_configs import pipeline_configs
 
 pytestmark = pytest.mark.slow
@@ -124,7 +124,7 @@ def test_a_second_pipeline_waits_for_the_shared_cyclegan_stage_then_reuses_it(
 
     from filelock import FileLock
 
-    from gan_init import pipeline
+    from gan_init.experiment import pipeline
 
     opts = PipelineOptions(dims=2, seed=0, runs_dir=str(tmp_path))
     key = pipeline.config_hash(
@@ -157,7 +157,7 @@ def test_a_second_pipeline_waits_for_the_shared_cyclegan_stage_then_reuses_it(
 def test_g_and_d_gets_the_patch_stem_critic_other_strategies_keep_the_config(
     tmp_path, monkeypatch, dims
 ):
-    from gan_init import pipeline
+    from gan_init.experiment import pipeline
 
     monkeypatch.setattr(pipeline, "run_cyclegan", lambda opts: tmp_path / "source.ckpt")
     monkeypatch.setattr(pipeline, "_fit", lambda *args, **kwargs: 1)
@@ -172,7 +172,7 @@ def test_g_and_d_gets_the_patch_stem_critic_other_strategies_keep_the_config(
 def test_a_new_strategy_is_a_function_and_a_name_with_its_needs_as_metadata(tmp_path, monkeypatch):
     """The pipeline asks the registry what a strategy needs (a source, the patch-stem critic);
     it never tests strategy names."""
-    from gan_init import pipeline
+    from gan_init.experiment import pipeline
     from gan_init.transfer import strategies
 
     registry = strategies.Registry("init strategy", uses_source=True, patch_stem_critic=False)

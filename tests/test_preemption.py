@@ -17,8 +17,8 @@ import yaml
 from pytorch_lightning import Callback
 
 from gan_init import cli
-from gan_init.lightning_cli import GanInitCLI
-from gan_init.pipeline import resolve_config
+from gan_init.cli.lightning import GanInitCLI
+from gan_init.experiment.pipeline import resolve_config
 from tests.helpers import (
     REPO,
     save_cyclegan,

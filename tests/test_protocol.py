@@ -21,10 +21,10 @@ from typing import Any
 import pytest
 import yaml
 
+from gan_init.experiment.pipeline import CONFIGS, load_yaml
+from gan_init.experiment.sweep import expand_command, load_sweep
 from gan_init.networks.backbones import BackboneSpec
 from gan_init.networks.progressive import NoiseGenerator
-from gan_init.pipeline import CONFIGS, load_yaml
-from gan_init.sweep import expand_command, load_sweep
 from tests.tiny_configs import shrink
 
 REPO = Path(__file__).resolve().parents[1]
@@ -126,7 +126,7 @@ def test_configs_do_not_pin_the_data_stream(path):
 
 
 def test_pipeline_gives_folder_data_disjoint_subject_roles(tmp_path):
-    from gan_init.pipeline import resolve_config
+    from gan_init.experiment.pipeline import resolve_config
 
     config = load_yaml(CONFIGS / "noise_2d.yaml")
     config["data"] = {

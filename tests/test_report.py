@@ -8,7 +8,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from gan_init.report import collect_runs, images_to_reach, mean_ci, read_curves, write_report
+from gan_init.experiment.report import (
+    collect_runs,
+    images_to_reach,
+    mean_ci,
+    read_curves,
+    write_report,
+)
 
 
 def fake_run(
@@ -193,7 +199,7 @@ def test_report_states_what_each_sweep_cost(sweep_runs):
 
 
 def test_report_plots_the_transfer_diagnostics(sweep_runs):
-    from gan_init.report import DIAGNOSTICS
+    from gan_init.experiment.report import DIAGNOSTICS
 
     report, text = sweep_runs
     for kind in DIAGNOSTICS:
@@ -245,8 +251,8 @@ def _write_csv(path: Path, points: list[tuple[int, float]]) -> None:
 def test_a_resumed_run_keeps_its_curve_from_before_the_resume(tmp_path):
     """Lightning's CSVLogger deletes metrics.csv when a run resumes into its folder: the CLI sets
     it aside first, and the report joins the attempts (the later from where it starts)."""
-    from gan_init.files import keep_csv_before_resume
-    from gan_init.report import read_run_curves
+    from gan_init.core.files import keep_csv_before_resume
+    from gan_init.experiment.report import read_run_curves
 
     run = tmp_path / "noise_2d" / "scratch-stem-seed0"
     log_dir = run / "csv"
@@ -263,8 +269,8 @@ def test_a_resumed_run_keeps_its_curve_from_before_the_resume(tmp_path):
 
 
 def test_plot_labels_give_the_deciding_holm_p_and_runs_missing_strategies(tmp_path):
-    from gan_init.report import _deciding_p, _paired_panel, plot_paired
-    from gan_init.stats import DEFAULT_SPEC, Comparison, paired_t
+    from gan_init.experiment.report import _deciding_p, _paired_panel, plot_paired
+    from gan_init.experiment.stats import DEFAULT_SPEC, Comparison, paired_t
 
     def comparison(strategy, verdict, p_holm, tost_holm):
         test = paired_t([1.0, 2.0, 3.0])
@@ -305,8 +311,8 @@ def test_a_part_missing_in_a_growth_mode_is_said_not_drawn_empty(tmp_path, monke
     """`to_image` exists with `full` growth only: its `stem` panel says so instead of empty axes."""
     import matplotlib.pyplot as plt
 
-    from gan_init import report
-    from gan_init.report import Run, plot_diagnostic
+    from gan_init.experiment import report
+    from gan_init.experiment.report import Run, plot_diagnostic
 
     x, y = np.array([0.0, 100.0]), np.array([0.0, 0.1])
     full = {"diag/weight_dist/trunk": (x, y), "diag/weight_dist/to_image": (x, y)}

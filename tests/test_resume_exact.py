@@ -13,7 +13,7 @@ import pytest
 import torch
 import yaml
 
-from gan_init.pipeline import CONFIGS, load_yaml
+from gan_init.experiment.pipeline import CONFIGS, load_yaml
 
 pytestmark = pytest.mark.slow
 

@@ -1,4 +1,4 @@
-"""Speed options (gan_init.speed, SpeedOptions callback): they run, in 2D and 3D, and change
+"""Speed options (gan_init.core.speed, SpeedOptions callback): they run, in 2D and 3D, and change
 nothing but speed (no timings here: benchmarks/speed.py measures)."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ import copy
 import pytest
 import torch
 
-from gan_init import speed
 from gan_init.callbacks import SpeedOptions
+from gan_init.core import speed
 from gan_init.models.progressive import _grad_norm, gradient_penalty
 from gan_init.networks import (
     BackboneSpec,
@@ -107,7 +107,7 @@ def test_cyclegan_trains_with_bf16_and_channels_last(tmp_path, d):
 
 
 def test_evaluate_progress_estimate(capsys):
-    from gan_init.commands.evaluate import ProgressFeatures
+    from gan_init.cli.commands.evaluate import ProgressFeatures
     from gan_init.metrics.features import SliceFeatures
 
     class Mean(torch.nn.Module):
@@ -147,7 +147,7 @@ def _cyclegan_config(d: int) -> dict:
 
 @pytest.mark.parametrize("d", [2, 3])
 def test_memory_estimate_extrapolates_and_checkpointing_saves(d, tmp_path, capsys):
-    from gan_init.commands import memory
+    from gan_init.cli.commands import memory
 
     config = _cyclegan_config(d)
     plain = memory.estimate(config)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from gan_init.stats import (
+from gan_init.experiment.stats import (
     DEFAULT_SPEC,
     EndpointSpec,
     compare_to_baseline,
@@ -140,7 +140,7 @@ def test_higher_is_better_metrics_turn_the_verdict():
 
 @pytest.mark.parametrize("path", SWEEPS, ids=lambda p: p.stem)
 def test_shipped_sweeps_prespecify_endpoints_that_wandb_schema_would_refuse(path):
-    from gan_init.sweep import load_endpoints, load_sweep
+    from gan_init.experiment.sweep import load_endpoints, load_sweep
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -199,8 +199,8 @@ def _sweep_with_endpoints(tmp_path: Path, endpoints: dict) -> Path:
 
 
 def test_the_sweep_records_its_endpoints_for_the_report(tmp_path):
-    from gan_init.report import sweep_specs
-    from gan_init.sweep import run_sweep
+    from gan_init.experiment.report import sweep_specs
+    from gan_init.experiment.sweep import run_sweep
 
     endpoints = {"primary": "auc(eval/swd)", "secondary": ["final(eval/swd)"], "margin": 0.5}
     path = _sweep_with_endpoints(tmp_path, endpoints)
@@ -213,7 +213,7 @@ def test_the_sweep_records_its_endpoints_for_the_report(tmp_path):
 
 
 def test_a_bad_endpoint_spec_stops_the_sweep_before_any_run(tmp_path):
-    from gan_init.sweep import run_sweep
+    from gan_init.experiment.sweep import run_sweep
 
     path = _sweep_with_endpoints(tmp_path, {"primary": "auc(eval/swd)", "margin": -1})
     with pytest.raises(ValueError, match=r"mine.yaml: endpoints.margin: expected a positive"):

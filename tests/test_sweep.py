@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from gan_init.sweep import expand_command, load_sweep, run_sweep
+from gan_init.experiment.sweep import expand_command, load_sweep, run_sweep
 from tests.helpers import fake_sweep_file
 
 SWEEPS = Path(__file__).resolve().parents[1] / "experiments" / "sweeps"
@@ -15,7 +15,7 @@ SWEEPS = Path(__file__).resolve().parents[1] / "experiments" / "sweeps"
 
 @pytest.mark.parametrize("path", sorted(SWEEPS.glob("*.yaml")), ids=lambda p: p.name)
 def test_shipped_sweeps_pass_the_wandb_schema_and_name_real_options(path):
-    from gan_init.commands.pipeline import build_parser
+    from gan_init.cli.commands.pipeline import build_parser
     from gan_init.transfer.strategies import INIT_STRATEGIES
 
     sweep = load_sweep(path)

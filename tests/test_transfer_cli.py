@@ -8,7 +8,7 @@ import torch
 import yaml
 
 from gan_init.callbacks import WeightTransfer
-from gan_init.lightning_cli import GanInitCLI
+from gan_init.cli.lightning import GanInitCLI
 from tests.helpers import noise_config, save_cyclegan, tiny_spec
 
 

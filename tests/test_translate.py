@@ -9,10 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from gan_init import visualize
 from gan_init.cli import main as cli_main
-from gan_init.commands import translate
-from gan_init.commands.translate import (
+from gan_init.cli.commands import translate
+from gan_init.cli.commands.translate import (
     apply_generator,
     from_ras,
     percentile_scale,
@@ -20,6 +19,7 @@ from gan_init.commands.translate import (
     to_ras,
     translate_file,
 )
+from gan_init.core import visualize
 from gan_init.transfer import CheckpointError
 from tests.helpers import (
     GRID,

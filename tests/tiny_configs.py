@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from gan_init.pipeline import CONFIGS, load_yaml
+from gan_init.experiment.pipeline import CONFIGS, load_yaml
 
 
 def shrink(config: dict[str, Any], size: int) -> dict[str, Any]:

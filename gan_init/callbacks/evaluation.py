@@ -39,8 +39,10 @@ import torch.nn.functional as F
 from pytorch_lightning import Callback, LightningModule, Trainer
 from torch import Tensor
 
-from gan_init.assets import cache_dir
-from gan_init.files import write_json
+from gan_init.core.assets import cache_dir
+from gan_init.core.files import write_json
+from gan_init.core.registry import check_choice
+from gan_init.experiment.stats import normalized_auc
 from gan_init.metrics.evaluate import (
     ALL_METRICS,
     FEATURE_METRICS,
@@ -49,8 +51,6 @@ from gan_init.metrics.evaluate import (
 from gan_init.metrics.feature_cache import CachedFeatures
 from gan_init.metrics.features import SLICES_PER_AXIS, load_feature_extractor
 from gan_init.metrics.swd import NHOOD_SIZE
-from gan_init.registry import check_choice
-from gan_init.stats import normalized_auc
 
 # Metrics whose noise floor is defined: distances between two sets (not a set's own diversity,
 # nor memorization, which needs the training set).
@@ -213,7 +213,7 @@ class EvaluationCallback(Callback):
         with self._clock():
             self.last = self.evaluate(trainer, pl_module, list(self.final_metrics), final=True)
             if self.swd_curve:
-                # The sweeps' primary endpoint (gan_init.stats): the SWD curve's mean height
+                # The sweeps' primary endpoint (gan_init.experiment.stats): the SWD curve's mean height
                 # over images shown, so "reaches quality sooner" is one number W&B can optimize.
                 images, values = zip(*self.swd_curve)
                 auc = {"swd_auc": normalized_auc(images, values)}

@@ -2,7 +2,7 @@
 
 The module returns the images from ``validation_step``; this callback keeps the first
 ``n_images`` validation cases (over as many batches as that takes), builds a grid with named
-columns (``gan_init.visualize``: upright, enlarged; 3D: the three middle slices) and hands it to
+columns (``gan_init.core.visualize``: upright, enlarged; 3D: the three middle slices) and hands it to
 every logger that
 can show images (``log_image``, e.g. ``WandbLogger``). With any logger it also saves the PNG
 under the run's log dir (``<log_dir>/images/``), so a run without W&B still has its pictures.
@@ -17,7 +17,7 @@ import pytorch_lightning as pl
 import torch
 from torch import Tensor
 
-from gan_init.visualize import image_grid, save_png
+from gan_init.core.visualize import image_grid, save_png
 
 COLUMNS = ("real_t2", "fake_t1", "real_t1", "fake_t2", "rec_t2")
 TITLES = ("T2", "T2->T1", "T1", "T1->T2", "T2->T1->T2")

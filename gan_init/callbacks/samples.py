@@ -4,7 +4,7 @@ Every ``every_n_images`` images, at each level change and at the end of training
 (its EMA when an ``EMA`` callback runs) draws images from the same fixed latents; they are shown
 beside real training images at the current resolution (as the critic sees them, faded in), with a
 caption naming level, resolution, fade-in alpha and images shown. The picture
-(``gan_init.visualize``: upright, enlarged; 3D: the three middle slices) is saved under the run's
+(``gan_init.core.visualize``: upright, enlarged; 3D: the three middle slices) is saved under the run's
 log dir (``<log_dir>/images/samples_<images>.png``) and, for every logger with ``log_image``
 (``WandbLogger``), logged as ``key``.
 
@@ -21,8 +21,8 @@ import torch
 from torch import Tensor
 
 from gan_init.callbacks.ema import EMA
+from gan_init.core.visualize import image_grid, save_png, side_by_side, titled
 from gan_init.models.progressive import real_at
-from gan_init.visualize import image_grid, save_png, side_by_side, titled
 
 IMAGES_AXIS = "progress/images_shown"
 # <log dir>/images/<GRID_NAME>: one grid per moment, named by images shown (sorts in time order).

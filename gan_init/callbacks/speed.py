@@ -1,4 +1,4 @@
-"""Speed options of a training run, as config keys (``gan_init.speed`` has the how and why).
+"""Speed options of a training run, as config keys (``gan_init.core.speed`` has the how and why).
 
 trainer:
   precision: bf16-mixed          # Lightning's autocast (CPU with AMX/AVX-512, or CUDA)
@@ -13,7 +13,7 @@ from pytorch_lightning import Callback, LightningModule, Trainer
 from pytorch_lightning.utilities import rank_zero_info
 from torch import nn
 
-from gan_init.speed import apply_speed_options
+from gan_init.core.speed import apply_speed_options
 
 # The trained networks of each stage (the EMA generator only samples, under no_grad).
 NETWORK_NAMES = ("g_t2_to_t1", "g_t1_to_t2", "d_t1", "d_t2", "generator", "discriminator")

@@ -20,7 +20,7 @@ from pytorch_lightning import Callback, LightningModule, Trainer
 from pytorch_lightning.callbacks import ModelCheckpoint
 
 from gan_init.callbacks.evaluation import run_dir
-from gan_init.files import write_json
+from gan_init.core.files import write_json
 
 
 class StabilityCallback(Callback):

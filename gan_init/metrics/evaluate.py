@@ -18,13 +18,13 @@ from torch import Tensor, nn
 from torchmetrics import Metric
 from torchmetrics.image.kid import KernelInceptionDistance
 
+from gan_init.core.registry import check_choice
 from gan_init.metrics.diversity import MSSSIMDiversity
 from gan_init.metrics.features import PrecomputedFeatures, load_feature_extractor
 from gan_init.metrics.frechet import FrechetDistance
 from gan_init.metrics.memorization import Memorization, save_closest_pairs
 from gan_init.metrics.precision_recall import PrecisionRecall
 from gan_init.metrics.swd import SlicedWassersteinDistance
-from gan_init.registry import check_choice
 
 
 @torch.no_grad()

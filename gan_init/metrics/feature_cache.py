@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from gan_init.files import ordinary_mode
+from gan_init.core.files import ordinary_mode
 
 # Bump when the stored layout or what a key covers changes: old files are then never read.
 CACHE_VERSION = 1

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from gan_init.assets import asset_path
+from gan_init.core.assets import asset_path
 
 INCEPTION_SIZE = 299
 INCEPTION_FEATURES = 2048

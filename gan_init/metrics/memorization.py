@@ -17,7 +17,7 @@ from torch import Tensor, nn
 from torchmetrics import Metric
 from torchmetrics.utilities import dim_zero_cat
 
-from gan_init.visualize import image_grid, save_png
+from gan_init.core.visualize import image_grid, save_png
 
 
 def nearest_distances(
@@ -96,7 +96,7 @@ def save_closest_pairs(
     fake: Tensor, train: Tensor, closest: list[tuple[int, int, float]], path: str | Path, k: int = 8
 ) -> Path:
     """PNG of the ``k`` closest (generated | nearest training image) pairs, one pair per row, for
-    a person to look at (``gan_init.visualize``: upright, enlarged, columns named; 3D volumes as
+    a person to look at (``gan_init.core.visualize``: upright, enlarged, columns named; 3D volumes as
     their three middle slices). ``fake, train: [N, C, *S]`` in [-1, 1]."""
     pairs = closest[:k]
     grid = image_grid(

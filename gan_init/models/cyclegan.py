@@ -22,12 +22,12 @@ from torch import Tensor, nn
 from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
 from torchmetrics.regression import MeanAbsoluteError
 
+from gan_init.core.seeding import step_generator
+from gan_init.core.speed import fp32_outputs
+from gan_init.core.visualize import AXIS_INDEX
 from gan_init.networks.cyclegan import CycleGANGenerator, PatchGANDiscriminator
 from gan_init.nn.layers import init_weights
-from gan_init.seeding import step_generator
-from gan_init.speed import fp32_outputs
 from gan_init.transfer.checkpoints import METADATA_FORMAT, METADATA_KEY
-from gan_init.visualize import AXIS_INDEX
 
 # What the data modules do to intensities unless they say otherwise (``datamodule.intensity``):
 # 0 -> -1 and the 99.5th percentile of the foreground (non-zero voxels) -> 1, clipped.
@@ -40,7 +40,7 @@ DEFAULT_INTENSITY = {
     "clip": True,
 }
 # 2D models see slices along this axis of the RAS-canonical volume (``datamodule.slicing``);
-# ``display: upright`` = each RAS plane [u, v] turned by gan_init.visualize.upright.
+# ``display: upright`` = each RAS plane [u, v] turned by gan_init.core.visualize.upright.
 DEFAULT_SLICING = {"axis": 2, "orientation": "RAS"}
 # Checkpoint key of the seed of the training streams (the image pools' choices).
 RNG_KEY = "gan_init_rng"

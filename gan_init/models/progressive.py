@@ -16,10 +16,10 @@ from pytorch_lightning import LightningModule
 from pytorch_lightning.utilities import AttributeDict
 from torch import Tensor, nn
 
+from gan_init.core.seeding import step_generator
+from gan_init.core.speed import fp32_outputs, is_logging_step
 from gan_init.networks.progressive import NoiseGenerator, ProgressiveDiscriminator
 from gan_init.nn.blocks import downsample2x, upsample2x
-from gan_init.seeding import step_generator
-from gan_init.speed import fp32_outputs, is_logging_step
 
 CHECKPOINT_FORMAT = 1
 # Checkpoint key of the seed of the training streams (latents, gradient-penalty mixing).
@@ -256,7 +256,7 @@ class ProgressiveGAN(LightningModule):
 
     def _generator(self, purpose: str) -> torch.Generator:
         """The step's generator for one purpose: a function of (seed, images shown, rank), so
-        a resumed run repeats the uninterrupted run's draws (``gan_init.seeding``)."""
+        a resumed run repeats the uninterrupted run's draws (``gan_init.core.seeding``)."""
         return step_generator(
             self.rng_seed, self.images_shown, self.global_rank, purpose, self.device
         )

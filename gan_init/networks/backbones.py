@@ -22,6 +22,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
+from gan_init.core.registry import Registry, check_choice
 from gan_init.nn.blocks import ConvBlock, ResidualBlock, UpStage
 from gan_init.nn.layers import (
     ACTIVATIONS,
@@ -31,7 +32,6 @@ from gan_init.nn.layers import (
     Conv,
     check_spatial_dims,
 )
-from gan_init.registry import Registry, check_choice
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from gan_init.core.registry import check_choice
 from gan_init.networks.backbones import BackboneSpec, build_backbone
 from gan_init.nn.blocks import downsample2x, upsample2x
 from gan_init.nn.layers import (
@@ -27,7 +28,6 @@ from gan_init.nn.layers import (
     make_activation,
     make_norm,
 )
-from gan_init.registry import check_choice
 
 GROW_MODES = ("full", "stem", "none")
 # How a stem block that feeds the trunk ends: ``pixelnorm`` (LeakyReLU + pixel norm, Karras et

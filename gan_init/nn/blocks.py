@@ -6,9 +6,9 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from gan_init.core.registry import check_choice
 from gan_init.nn.layers import UPSAMPLES, Conv, make_activation, make_norm
 from gan_init.nn.ops import AVG_POOL, LINEAR_MODE
-from gan_init.registry import check_choice
 
 
 class ConvBlock(nn.Module):

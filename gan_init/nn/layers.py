@@ -15,8 +15,8 @@ import torch.nn.functional as F
 from monai.networks.layers.factories import Norm
 from torch import Tensor, nn
 
+from gan_init.core.registry import check_choice
 from gan_init.nn.ops import CONV, CONV_TRANSPOSE
-from gan_init.registry import check_choice
 
 PADDINGS = ("reflect", "replicate", "zero")
 NORMS = ("instance", "batch", "pixel", "none")

@@ -21,8 +21,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from gan_init.core.registry import check_choice
 from gan_init.networks.cyclegan import CycleGANGenerator, PatchGANDiscriminator
-from gan_init.registry import check_choice
 from gan_init.transfer.canonical import (
     discriminator_from_canonical,
     generator_from_canonical,

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from torch import nn
 
-from gan_init.registry import Registry
+from gan_init.core.registry import Registry
 from gan_init.transfer.source import TransferSource, untrained_generator
 
 if TYPE_CHECKING:

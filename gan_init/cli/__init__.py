@@ -2,7 +2,7 @@
 
 Lightning's subcommands (``fit``, ``validate``, ``test``, ``predict``) go to LightningCLI, so any
 config key can be set from YAML or the command line. The project's own subcommands (``data``,
-``translate``, ``sample``, ...) each live in ``gan_init.commands.<name>`` with a
+``translate``, ``sample``, ...) each live in ``gan_init.cli.commands.<name>`` with a
 ``main(argv) -> int``, imported only when used.
 """
 
@@ -13,24 +13,24 @@ import os
 import sys
 import warnings
 
-from gan_init.registry import check_choice
+from gan_init.core.registry import check_choice
 
 # name -> (module, one-line help). A command is listed here only once its module exists.
 EXTRA_COMMANDS: dict[str, tuple[str, str]] = {
-    "data": ("gan_init.commands.data", "check a dataset: what was found, and a PNG preview"),
-    "sample": ("gan_init.commands.sample", "write samples from a noise-GAN checkpoint"),
-    "translate": ("gan_init.commands.translate", "apply a CycleGAN generator to a NIfTI file"),
+    "data": ("gan_init.cli.commands.data", "check a dataset: what was found, and a PNG preview"),
+    "sample": ("gan_init.cli.commands.sample", "write samples from a noise-GAN checkpoint"),
+    "translate": ("gan_init.cli.commands.translate", "apply a CycleGAN generator to a NIfTI file"),
     "pipeline": (
-        "gan_init.commands.pipeline",
+        "gan_init.cli.commands.pipeline",
         "the whole experiment: CycleGAN -> transfer -> noise GAN",
     ),
-    "sweep": ("gan_init.commands.sweep", "run a W&B sweep file locally, resumably"),
-    "report": ("gan_init.commands.report", "Markdown report with plots from a runs folder"),
+    "sweep": ("gan_init.cli.commands.sweep", "run a W&B sweep file locally, resumably"),
+    "report": ("gan_init.cli.commands.report", "Markdown report with plots from a runs folder"),
     "evaluate": (
-        "gan_init.commands.evaluate",
+        "gan_init.cli.commands.evaluate",
         "metrics of a noise-GAN checkpoint (SWD, FID, ...) as JSON",
     ),
-    "memory": ("gan_init.commands.memory", "peak memory of one training step of a config"),
+    "memory": ("gan_init.cli.commands.memory", "peak memory of one training step of a config"),
 }
 
 LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
@@ -83,8 +83,8 @@ def end_process_group() -> None:
 def run_lightning(argv: list[str], debug: bool = False) -> int:
     import argparse
 
-    from gan_init.errors import report, user_error_types
-    from gan_init.lightning_cli import GanInitCLI
+    from gan_init.cli.lightning import GanInitCLI
+    from gan_init.core.errors import report, user_error_types
 
     for message in _QUIET:
         warnings.filterwarnings("ignore", message=message)
@@ -101,7 +101,7 @@ def run_lightning(argv: list[str], debug: bool = False) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from gan_init.errors import debug_requested
+    from gan_init.core.errors import debug_requested
 
     given = list(sys.argv[1:] if argv is None else argv)
     debug, argv = debug_requested(given)
@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     if command in LIGHTNING_COMMANDS:
         return run_lightning(given if given == argv else argv, debug)
     if command in EXTRA_COMMANDS:
-        from gan_init.errors import report, user_error_types
+        from gan_init.core.errors import report, user_error_types
 
         module = importlib.import_module(EXTRA_COMMANDS[command][0])
         try:

@@ -31,11 +31,11 @@ from typing import Any
 
 import yaml
 
-from gan_init.files import read_json, read_state, write_atomic, write_json
-from gan_init.processes import Interrupted, run_child, run_lock
-from gan_init.registry import check_choice
+from gan_init.core.files import read_json, read_state, write_atomic, write_json
+from gan_init.core.processes import Interrupted, run_child, run_lock
+from gan_init.core.registry import check_choice
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 CONFIGS = REPO / "experiments" / "configs"
 SCALES = ("cpu", "gpu")
 
@@ -151,7 +151,7 @@ def config_hash(config: dict[str, Any], extra: list[str]) -> str:
     return hashlib.sha256(blob).hexdigest()[:8]
 
 
-# The lock ``gan-init fit`` holds beside its checkpoint folder (gan_init.lightning_cli).
+# The lock ``gan-init fit`` holds beside its checkpoint folder (gan_init.cli.lightning).
 TRAINER_LOCK = ".checkpoints.lock"
 
 
@@ -159,7 +159,7 @@ def _fit(
     config_file: Path, args: list[str], run_dir: Path, *, env: dict[str, str], log: Path
 ) -> int:
     """``gan-init fit`` in ``run_dir``, resuming from its ``last.ckpt``; dies with this process
-    (``gan_init.processes``). Raises ``Interrupted`` when a signal stopped it."""
+    (``gan_init.core.processes``). Raises ``Interrupted`` when a signal stopped it."""
     # A trainer of an earlier, killed pipeline may still be saving its last checkpoint: wait for
     # it, so the resume below starts from that checkpoint.
     with run_lock(run_dir, "gan-init fit", wait=True, name=TRAINER_LOCK):
@@ -270,7 +270,7 @@ def last_values(run_dir: Path, prefix: str, epoch: int | None = None) -> dict[st
     with ``epoch``, of the values logged in that epoch only."""
     import csv
 
-    from gan_init.files import csv_attempts
+    from gan_init.core.files import csv_attempts
 
     values: dict[str, float] = {}
     for path in csv_attempts(run_dir):

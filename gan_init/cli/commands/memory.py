@@ -23,7 +23,7 @@ from typing import Any
 import torch
 import yaml
 
-from gan_init.speed import apply_speed_options
+from gan_init.core.speed import apply_speed_options
 
 
 def _build(model_config: dict[str, Any]) -> torch.nn.Module:

@@ -24,8 +24,8 @@ class UsageError(ValueError):
 def user_error_types() -> tuple[type[BaseException], ...]:
     """Errors that are always the input's fault (named error classes of the project)."""
     from data_modules.common import DataError
-    from gan_init.files import CorruptFileError
-    from gan_init.processes import LockedError
+    from gan_init.core.files import CorruptFileError
+    from gan_init.core.processes import LockedError
     from gan_init.transfer.checkpoints import CheckpointError
 
     return (UsageError, DataError, CheckpointError, CorruptFileError, LockedError)

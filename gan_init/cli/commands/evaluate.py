@@ -22,14 +22,14 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from gan_init.assets import cache_dir
 from gan_init.callbacks.evaluation import resize_to
-from gan_init.commands.args import Parser, add_device_option, resolve_device
-from gan_init.files import write_json
+from gan_init.cli.commands.args import Parser, add_device_option, resolve_device
+from gan_init.core.assets import cache_dir
+from gan_init.core.files import write_json
+from gan_init.core.registry import check_choice
 from gan_init.metrics.evaluate import ALL_METRICS, evaluate_samples
 from gan_init.metrics.feature_cache import CachedFeatures
 from gan_init.metrics.features import load_feature_extractor
-from gan_init.registry import check_choice
 
 
 def load_noise_gan(path: str) -> Any:

@@ -27,9 +27,9 @@ from pytorch_lightning.loggers import CSVLogger
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from gan_init.callbacks.preemption import STOPPED_EXIT_CODE, PreemptionCheckpoint
-from gan_init.errors import UsageError, one_line
-from gan_init.files import keep_csv_before_resume
-from gan_init.processes import run_lock
+from gan_init.core.errors import UsageError, one_line
+from gan_init.core.files import keep_csv_before_resume
+from gan_init.core.processes import run_lock
 
 
 def _load_weights_only(kwargs: dict[str, Any]) -> dict[str, Any]:

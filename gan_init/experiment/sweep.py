@@ -8,7 +8,7 @@ would, and keeps a state file so that a killed sweep picks up where it stopped.
   itself resumes it from its last checkpoint.
 
 A sweep file may carry the project's pre-specified analysis under a top-level ``endpoints:`` key
-(``gan_init.stats.EndpointSpec``). W&B's schema allows no extra top-level key, so ``load_sweep``
+(``gan_init.experiment.stats.EndpointSpec``). W&B's schema allows no extra top-level key, so ``load_sweep``
 takes it out before the file is checked and handed to W&B's engine, and the state file records it
 for ``gan-init report``. ``wandb sweep FILE`` (cloud controller) creates the sweep and prints a
 "Malformed sweep config" warning naming ``endpoints``, which it ignores; ``wandb sweep
@@ -28,9 +28,9 @@ from typing import Any
 
 import yaml
 
-from gan_init.files import read_json, read_state, write_json
-from gan_init.processes import run_child, run_lock
-from gan_init.stats import EndpointSpec
+from gan_init.core.files import read_json, read_state, write_json
+from gan_init.core.processes import run_child, run_lock
+from gan_init.experiment.stats import EndpointSpec
 
 ENDPOINTS_KEY = "endpoints"  # project key, not W&B's: taken out before W&B's engine sees the file
 

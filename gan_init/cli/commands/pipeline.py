@@ -14,10 +14,10 @@ import dataclasses
 import sys
 from pathlib import Path
 
-from gan_init.commands.args import Parser
-from gan_init.files import CorruptFileError
-from gan_init.pipeline import PipelineOptions, run_pipeline
-from gan_init.processes import Interrupted, LockedError
+from gan_init.cli.commands.args import Parser
+from gan_init.core.files import CorruptFileError
+from gan_init.core.processes import Interrupted, LockedError
+from gan_init.experiment.pipeline import PipelineOptions, run_pipeline
 from gan_init.transfer.strategies import INIT_STRATEGIES
 
 
@@ -124,7 +124,7 @@ def main(argv: list[str]) -> int:
         for key, value in sorted((summary.get("metrics") or {}).items()):
             print(f"  {key}: {value:.4g}" if isinstance(value, float) else f"  {key}: {value}")
     if len(summaries) > 1:
-        from gan_init.compare import compare_runs
+        from gan_init.experiment.compare import compare_runs
 
         main_run = Path(summaries[-1]["run_dir"])
         out = main_run.parent / f"compare-{main_run.name}-vs-{args.baseline}"

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from gan_init.callbacks.samples import fixed_latent_grids
-from gan_init.files import read_json, write_atomic
-from gan_init.report import X_KEY, read_run_curves
+from gan_init.core.files import read_json, write_atomic
+from gan_init.experiment.report import X_KEY, read_run_curves
 
 # Shown first, in this order, when present; other eval/* keys follow alphabetically.
 FIRST = ("eval/swd", "eval/fid", "eval/kid", "eval/precision", "eval/recall", "eval/msssim_fake")

@@ -10,9 +10,9 @@ from __future__ import annotations
 import os
 import sys
 
-from gan_init.commands.args import Parser
-from gan_init.processes import Interrupted, LockedError
-from gan_init.sweep import run_sweep
+from gan_init.cli.commands.args import Parser
+from gan_init.core.processes import Interrupted, LockedError
+from gan_init.experiment.sweep import run_sweep
 
 
 def main(argv: list[str]) -> int:

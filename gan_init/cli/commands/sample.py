@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gan_init.commands.args import Parser, add_device_option, resolve_device
+from gan_init.cli.commands.args import Parser, add_device_option, resolve_device
+from gan_init.core.visualize import image_grid, save_png
 from gan_init.models.progressive import load_noise_gan
-from gan_init.visualize import image_grid, save_png
 
 
 def write_samples(

@@ -4,7 +4,7 @@ Reads every noise-GAN run under ``RUNS_DIR/{2d,3d}/*/`` (its ``summary.json`` an
 its CSVLogger wrote) and writes ``RUNS_DIR/report/report.md`` with:
 
 - the pre-specified endpoints of each sweep (the ``endpoints:`` key of its sweep file, recorded in
-  ``RUNS_DIR/sweeps/<sweep>.json``; ``gan_init.stats.DEFAULT_SPEC`` for runs outside a sweep),
+  ``RUNS_DIR/sweeps/<sweep>.json``; ``gan_init.experiment.stats.DEFAULT_SPEC`` for runs outside a sweep),
   before any number;
 - the plot to look at first: each strategy's paired difference to ``scratch`` (same seed, growth
   mode and noise config) in the primary endpoint, with its 95% CI, the zero line and the
@@ -29,8 +29,8 @@ from typing import Any
 
 import numpy as np
 
-from gan_init.files import csv_attempts, read_json, write_atomic
-from gan_init.stats import (
+from gan_init.core.files import csv_attempts, read_json, write_atomic
+from gan_init.experiment.stats import (
     BASELINE,
     DEFAULT_SPEC,
     HIGHER_IS_BETTER,
@@ -110,7 +110,7 @@ def read_curves(csv_path: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 
 
 def read_run_curves(run_dir: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """A run's curves over all its attempts (``gan_init.files.csv_attempts``). A later attempt's
+    """A run's curves over all its attempts (``gan_init.core.files.csv_attempts``). A later attempt's
     points replace an earlier attempt's from where the later one starts (the earlier went past
     the checkpoint the later resumed from)."""
     merged: dict[str, tuple[np.ndarray, np.ndarray]] = {}
@@ -206,7 +206,7 @@ def images_to_reach(run: Run, metric: str, target: float) -> float | None:
 
 
 # ---------------------------------------------------------------------------------------------
-# Endpoints: one value per run, then paired by seed (gan_init.stats)
+# Endpoints: one value per run, then paired by seed (gan_init.experiment.stats)
 
 
 def sweep_specs(runs_dir: Path) -> dict[tuple[str, str], EndpointSpec]:

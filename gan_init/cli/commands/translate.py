@@ -33,11 +33,11 @@ import torchio as tio
 from torch import Tensor, nn
 
 from data_modules.nifti_folder import read_volume
-from gan_init import visualize
-from gan_init.commands.args import Parser
-from gan_init.errors import UsageError
+from gan_init.cli.commands.args import Parser
+from gan_init.core import visualize
+from gan_init.core.errors import UsageError
+from gan_init.core.registry import check_choice
 from gan_init.nn.ops import LINEAR_MODE
-from gan_init.registry import check_choice
 from gan_init.transfer.load import checkpoint_info, load_cyclegan_generator
 
 DEFAULT_PERCENTILES = (0.5, 99.5)
