@@ -14,6 +14,7 @@ import sys
 import warnings
 
 from gan_init.core.registry import check_choice
+from gan_init.core.threads import apply_threads, resolve_threads, split_threads_option
 
 # name -> (module, one-line help). A command is listed here only once its module exists.
 EXTRA_COMMANDS: dict[str, tuple[str, str]] = {
@@ -51,7 +52,8 @@ def _usage() -> str:
     lines += [
         "",
         "gan-init COMMAND --help for the options of one command; --debug shows the",
-        "traceback of an error that is otherwise reported in one line.",
+        "traceback of an error that is otherwise reported in one line; --threads N sets the",
+        "CPU threads (default: this process's CPUs less one data-loader worker, at least 1).",
     ]
     return "\n".join(lines)
 
@@ -106,6 +108,12 @@ def main(argv: list[str] | None = None) -> int:
     given = list(sys.argv[1:] if argv is None else argv)
     debug, argv = debug_requested(given)
     _default_wandb_offline()
+    try:
+        threads, argv = split_threads_option(argv)
+        apply_threads(resolve_threads(threads))
+    except ValueError as err:
+        print(f"gan-init: {err}", file=sys.stderr)
+        return 2
     if not argv or argv[0] in ("-h", "--help"):
         print(_usage())
         return 0

@@ -34,6 +34,7 @@ import yaml
 from gan_init.core.files import read_json, read_state, write_atomic, write_json
 from gan_init.core.processes import Interrupted, run_child, run_lock
 from gan_init.core.registry import check_choice
+from gan_init.core.threads import current_threads
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIGS = REPO / "experiments" / "configs"
@@ -384,6 +385,7 @@ def _run_pipeline_locked(
         "run_dir": str(run_dir),
         **identity,
         "seconds": round(time.time() - start, 1),
+        "threads": current_threads(),  # CPU threads per process (gan_init.core.threads)
         **outcome,
         "metrics_csv": str(_find(run_dir, "metrics.csv") or ""),
         "cyclegan": cyclegan_record(source),
