@@ -64,10 +64,20 @@ class PipelineOptions:
     cyclegan_args: list[str] = field(default_factory=list)
     noise_args: list[str] = field(default_factory=list)
     force: bool = False
+    # Factors of the experiment protocol (issue 21); each is a run-name part when not default.
+    train_subjects: int | None = None  # first N subjects of each stage's training set
+    stress: float = 1.0  # noise stage: learning-rate multiplier of G and D alike
+    augment: str | None = None  # noise stage: DiffAugment policy (None: no augmentation)
 
     def __post_init__(self) -> None:
         if self.dims not in (2, 3):
             raise ValueError(f"--dims {self.dims}: expected 2 or 3")
+        if self.train_subjects is not None and self.train_subjects < 1:
+            raise ValueError(f"--train_subjects {self.train_subjects}: expected at least 1")
+        if not self.stress > 0:
+            raise ValueError(f"--stress {self.stress}: expected a positive learning-rate factor")
+        if self.augment in ("", "none", "None"):
+            self.augment = None
         check_choice("--scale", self.scale, SCALES)
         # Imported lazily: the networks and the strategy registry pull in torch.
         from gan_init.networks.progressive import GROW_MODES
@@ -91,6 +101,40 @@ class PipelineOptions:
         if not path.is_file():
             raise FileNotFoundError(f"{stage} config {path} does not exist")
         return path
+
+    def name_suffix(self) -> str:
+        """Run-name parts of the factors that are not at their defaults (``-n16-stress4-aug-...``);
+        empty by default, so default runs keep their names."""
+        parts = []
+        if self.train_subjects is not None:
+            parts.append(f"n{self.train_subjects}")
+        if self.stress != 1.0:
+            parts.append(f"stress{self.stress:g}")
+        if self.augment is not None:
+            parts.append("aug-" + self.augment.replace(",", "+").replace(" ", ""))
+        return "".join(f"-{p}" for p in parts)
+
+    def stage_args(self, stage: str) -> list[str]:
+        """The ``gan-init fit`` arguments of ``stage`` (``cyclegan`` or ``noise``): the user's,
+        then the factors'. ``train_subjects`` goes to both stages, ``stress`` and ``augment``
+        to the noise stage only (the CycleGAN stage is shared by every arm)."""
+        own = self.cyclegan_args if stage == "cyclegan" else self.noise_args
+        args = [*self.fit_args, *own]
+        if self.train_subjects is not None:
+            args.append(f"--data.init_args.train_subjects={self.train_subjects}")
+        if stage == "noise" and self.stress != 1.0:
+            args.append(f"--model.init_args.stress={self.stress:g}")
+        if stage == "noise" and self.augment is not None:
+            args.append(f"--model.init_args.augment={self.augment}")
+        return args
+
+    def factors(self) -> dict[str, Any]:
+        """The experiment's factors of this run beyond strategy, growth and seed."""
+        return {
+            "train_subjects": self.train_subjects,
+            "stress": self.stress,
+            "augment": self.augment,
+        }
 
 
 def load_yaml(path: Path) -> dict[str, Any]:
@@ -189,7 +233,7 @@ def run_cyclegan(opts: PipelineOptions) -> Path:
     """Train stage 1 for ``opts.seed``, or reuse a finished one with the same config. Returns the
     checkpoint the noise GAN starts from."""
     base = load_yaml(opts.config_path("cyclegan"))
-    extra = opts.fit_args + opts.cyclegan_args
+    extra = opts.stage_args("cyclegan")
     key = config_hash(base, extra)
     run_dir = Path(opts.runs_dir) / "cyclegan" / f"{opts.dims}d-{key}-seed{opts.seed}"
     # One trainer per stage-1 folder: a second pipeline (say make train-2d beside make sweep-2d)
@@ -300,7 +344,7 @@ def cyclegan_record(checkpoint: Path | None) -> dict[str, Any] | None:
 def noise_run_dir(opts: PipelineOptions, grow: str) -> Path:
     """``<runs>/<noise config>/<strategy>-<grow>-seed<k>``: runs of different configs (a sweep's
     short budget, the full CPU config, the GPU config) never share a folder."""
-    name = opts.name or f"{opts.init_strategy}-{grow}-seed{opts.seed}"
+    name = opts.name or f"{opts.init_strategy}-{grow}-seed{opts.seed}{opts.name_suffix()}"
     return Path(opts.runs_dir) / opts.config_path("noise").stem / name
 
 
@@ -364,7 +408,7 @@ def _run_pipeline_locked(
             disc["patch_stem"] = True
     config_file = run_dir / "config.yaml"
     write_atomic(config_file, yaml.safe_dump(config, sort_keys=False))
-    args = [*opts.fit_args, *opts.noise_args, "--init_strategy", opts.init_strategy]
+    args = [*opts.stage_args("noise"), "--init_strategy", opts.init_strategy]
     if source is not None:
         args += ["--source", str(source)]
     identity = _identity(opts, grow, source)
@@ -464,6 +508,7 @@ def _identity(opts: PipelineOptions, grow: str, source: Path | None) -> dict[str
         "seed": opts.seed,
         "scale": opts.scale,
         "noise_config": opts.config_path("noise").stem,
+        **opts.factors(),
         "source": str(source) if source else None,
         "options": asdict(opts),
     }

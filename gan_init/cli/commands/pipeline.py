@@ -38,6 +38,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--grow", default=None, help="full, stem or none (default: the noise config's)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
+        "--train_subjects",
+        type=int,
+        default=None,
+        metavar="N",
+        help="train each stage on the first N subjects of its training set (in the split's "
+        "seeded order; held-out subjects unchanged); run-name part -nN; default: all",
+    )
+    p.add_argument(
+        "--stress",
+        type=float,
+        default=1.0,
+        metavar="S",
+        help="noise stage: multiply G's and D's learning rates by S (run-name part -stressS)",
+    )
+    p.add_argument(
+        "--augment",
+        default=None,
+        metavar="POLICY",
+        help="noise stage: DiffAugment policy, e.g. color,translation,cutout (run-name part "
+        "-aug-POLICY); default: none",
+    )
+    p.add_argument(
         "--scale", default="cpu", help="cpu (minutes on a laptop) or gpu (paper-scale configs)"
     )
     p.add_argument("--runs_dir", default=None, help="default: $GAN_INIT_RUNS_DIR or runs")
@@ -93,7 +115,8 @@ def main(argv: list[str]) -> int:
             scale=args.scale, name=args.name,
             cyclegan_config=args.cyclegan_config, noise_config=args.noise_config,
             n_samples=args.n_samples, fit_args=both, cyclegan_args=cyclegan, noise_args=noise,
-            force=args.force,
+            force=args.force, train_subjects=args.train_subjects, stress=args.stress,
+            augment=args.augment,
         )  # fmt: skip
         if args.runs_dir:
             opts.runs_dir = args.runs_dir
