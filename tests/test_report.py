@@ -269,7 +269,7 @@ def test_a_resumed_run_keeps_its_curve_from_before_the_resume(tmp_path):
 
 
 def test_plot_labels_give_the_deciding_holm_p_and_runs_missing_strategies(tmp_path):
-    from gan_init.experiment.report import _deciding_p, _paired_panel, plot_paired
+    from gan_init.experiment.report.plots import _deciding_p, _paired_panel, plot_paired
     from gan_init.experiment.stats import DEFAULT_SPEC, Comparison, paired_t
 
     def comparison(strategy, verdict, p_holm, tost_holm):
@@ -311,8 +311,7 @@ def test_a_part_missing_in_a_growth_mode_is_said_not_drawn_empty(tmp_path, monke
     """`to_image` exists with `full` growth only: its `stem` panel says so instead of empty axes."""
     import matplotlib.pyplot as plt
 
-    from gan_init.experiment import report
-    from gan_init.experiment.report import Run, plot_diagnostic
+    from gan_init.experiment.report import Run, plot_diagnostic, plots
 
     x, y = np.array([0.0, 100.0]), np.array([0.0, 0.1])
     full = {"diag/weight_dist/trunk": (x, y), "diag/weight_dist/to_image": (x, y)}
@@ -321,7 +320,7 @@ def test_a_part_missing_in_a_growth_mode_is_said_not_drawn_empty(tmp_path, monke
         Run(2, "scratch", "stem", 0, "finished", tmp_path, "c", curves={"diag/weight_dist/trunk": (x, y)}),
     ]  # fmt: skip
     figures = []
-    monkeypatch.setattr(report, "_pyplot", lambda: plt)
+    monkeypatch.setattr(plots, "_pyplot", lambda: plt)
     monkeypatch.setattr(plt, "close", figures.append)
     assert plot_diagnostic(runs, "weight_dist", tmp_path / "d.png", "2D").is_file()
     texts = {ax.get_title(): [t.get_text() for t in ax.texts] for ax in figures[0].axes}
