@@ -15,6 +15,7 @@ from gan_init.transfer.strategies import (
     PartCopy,
     TransferPlan,
     first_level_using,
+    shuffled_copy,
 )
 from gan_init.transfer.transfer import (
     apply_plan,
@@ -77,6 +78,7 @@ EXPECTED = {
     "cyclegan_g_and_d": (RENDERER + ("D_STEM",), "g_t2_to_t1"),
     "cyclegan_untrained": (RENDERER, "untrained"),
     "cyclegan_t1_to_t2": (RENDERER, "g_t1_to_t2"),
+    "cyclegan_shuffled": (RENDERER, "shuffled"),
 }
 
 
@@ -102,6 +104,7 @@ def test_each_strategy_copies_and_freezes_exactly_what_it_promises(
         "g_t2_to_t1": cyclegan.g_t2_to_t1,
         "g_t1_to_t2": cyclegan.g_t1_to_t2,
         "untrained": untrained_generator(spec, seed=3),
+        "shuffled": shuffled_copy(cyclegan.g_t2_to_t1, ("trunk", "decoder", "head"), seed=3),
     }
     copied_targets = {c.target for c in copied}
     for key in before:
@@ -144,6 +147,71 @@ def test_untrained_control_differs_from_trained_and_is_seeded(tmp_path):
     torch.testing.assert_close(w, c.generator.trunk.blocks[0].conv1.weight, rtol=0, atol=0)
     assert not torch.equal(w, cyclegan.g_t2_to_t1.trunk.blocks[0].conv1.weight)
     assert abs(w.std().item() - 0.02) < 0.01  # the CycleGAN recipe: N(0, 0.02)
+
+
+def assert_permutation(shuffled, trained, key):
+    """``shuffled`` holds ``trained``'s values (sorted, equal; the same norm), in another order
+    when they are not all equal."""
+    torch.testing.assert_close(
+        shuffled.flatten().sort().values, trained.flatten().sort().values, rtol=0, atol=1e-7,
+        msg=key,
+    )  # fmt: skip
+    torch.testing.assert_close(shuffled.norm(), trained.norm(), rtol=1e-6, atol=0, msg=key)
+    if trained.unique().numel() > 1:
+        assert not torch.equal(shuffled, trained), key
+
+
+@pytest.mark.parametrize("spatial_dims", [2, 3])
+@pytest.mark.parametrize("eq_noise", [False, True])
+def test_shuffled_control_permutes_each_trained_tensor_and_nothing_else(
+    tmp_path, spatial_dims, eq_noise
+):
+    spec = tiny_spec(spatial_dims)
+    cyclegan = save_cyclegan(tmp_path / "c.ckpt", spec)
+    source = effective(cyclegan.g_t2_to_t1)
+    noise_spec = tiny_spec(spatial_dims, eq_noise)
+    gans = [tiny_noise_gan(spatial_dims, "full", noise_spec) for _ in range(4)]
+    _, copied = transfer(gans[0], "cyclegan", tmp_path / "c.ckpt", seed=3)
+    copied_shuffled = [
+        transfer(gan, "cyclegan_shuffled", tmp_path / "c.ckpt", seed=seed)[1]
+        for gan, seed in zip(gans[1:], (3, 3, 4), strict=True)
+    ]
+    targets = {c.target for c in copied}
+    assert all({c.target for c in cs} == targets for cs in copied_shuffled)
+    trained, shuffled, again, other = (effective(gan) for gan in gans)
+    for key in trained:
+        if key not in targets:  # the same init (same seed), no copy: exactly cyclegan's result
+            torch.testing.assert_close(shuffled[key], trained[key], rtol=0, atol=0, msg=key)
+            continue
+        assert_permutation(shuffled[key], trained[key], key)
+        torch.testing.assert_close(again[key], shuffled[key], rtol=0, atol=0, msg=key)  # seeded
+        if trained[key].unique().numel() > 1:  # another seed, another permutation
+            assert not torch.equal(other[key], shuffled[key]), key
+    # The source network is read, never shuffled in place.
+    after = effective_state(cyclegan.g_t2_to_t1)
+    assert all(torch.equal(after[k], v) for k, v in source.items())
+
+
+@pytest.mark.parametrize("spatial_dims", [2, 3])
+def test_shuffle_covers_batch_norm_state_and_leaves_integer_buffers_and_other_parts(
+    spatial_dims,
+):
+    torch.manual_seed(0)
+    generator = CycleGANGenerator(tiny_spec(spatial_dims, norm="batch"))
+    with torch.no_grad():  # as after training: running statistics and affine terms learned
+        for key, t in generator.state_dict().items():
+            if t.is_floating_point():
+                t.copy_(torch.rand_like(t) + (key.endswith("running_var")))
+            else:
+                t.fill_(7)
+    shuffled = shuffled_copy(generator, ("trunk", "decoder", "head"), seed=0)
+    trained, state = generator.state_dict(), shuffled.state_dict()
+    assert any(k.endswith("running_var") and k.startswith("trunk.") for k in state)
+    for key, t in trained.items():
+        if key.startswith(("trunk.", "decoder.", "head.")) and t.is_floating_point():
+            assert_permutation(state[key], t, key)
+        else:  # the encoder, and num_batches_tracked
+            assert torch.equal(state[key], t), key
 
 
 def test_first_level_using_each_part():

@@ -66,7 +66,7 @@ class WeightTransfer(Callback):
     Args:
         init_strategy: a name from ``gan_init.transfer.strategies.INIT_STRATEGIES`` (``scratch``,
             ``cyclegan``, ``cyclegan_frozen``, ``cyclegan_g_and_d``, ``cyclegan_untrained``,
-            ``cyclegan_t1_to_t2``).
+            ``cyclegan_shuffled``, ``cyclegan_t1_to_t2``).
         source: a gan-init CycleGAN checkpoint or a canonical CycleGAN generator file.
         discriminator_source: the T1 discriminator file when ``source`` has none (a canonical
             ``latest_net_D_B.pth``, for ``cyclegan_g_and_d``).
@@ -74,7 +74,8 @@ class WeightTransfer(Callback):
             frozen: an absolute length that overrides ``freeze_fraction``; None: the fraction.
         freeze_from_level: in ``full`` growth, count ``freeze_images`` from when each part's level
             is reached (the part is idle before), not from the start.
-        seed: seed of a freshly initialized source (``cyclegan_untrained``); None: the run's seed
+        seed: seed of a freshly initialized source (``cyclegan_untrained``) and of the
+            permutations of ``cyclegan_shuffled``; None: the run's seed
             (``seed_everything``), else 0. Every rank uses the same one.
         freeze_fraction: ``cyclegan_frozen`` keeps each transferred part frozen for this fraction
             of its active images (from when its level is first reached to the end of the

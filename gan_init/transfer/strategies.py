@@ -16,13 +16,16 @@ nothing but this registry.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import torch
 from torch import nn
 
 from gan_init.core.registry import Registry
+from gan_init.core.seeding import stream_seed
 from gan_init.transfer.source import TransferSource, untrained_generator
 
 if TYPE_CHECKING:
@@ -84,7 +87,8 @@ class StrategyContext:
         freeze_from_level: in ``full`` growth, count ``freeze_images`` from when each frozen
             part's level is reached (it is idle before), not from the start. A fraction always
             counts from the part's level.
-        seed: seed of any freshly initialized source network (``cyclegan_untrained``).
+        seed: the run's seed: seeds any freshly initialized source network
+            (``cyclegan_untrained``) and the permutations of ``cyclegan_shuffled``.
         freeze_fraction: the frozen length as a fraction of the part's active images (from when
             its level is first reached to the end of the schedule), so the release falls inside
             every budget.
@@ -175,6 +179,23 @@ def renderer_freeze(ctx: StrategyContext) -> list[FreezeRule]:
     return rules
 
 
+@torch.no_grad()
+def shuffled_copy(network: nn.Module, parts: tuple[str, ...], seed: int) -> nn.Module:
+    """A copy of ``network`` whose floating-point tensors under ``parts`` (parameters and
+    buffers) each have their values randomly permuted over the whole tensor; ``network`` is left
+    as it is. Each tensor's permutation comes from its own stream (``stream_seed(seed, 0, 0,
+    "cyclegan_shuffled/<key>")``), so it depends on the seed and the tensor's name only: every
+    rank, and a rerun with the seed, draws the same one."""
+    shuffled = copy.deepcopy(network)
+    for key, tensor in shuffled.state_dict().items():  # shares storage with the copy's tensors
+        if not key.startswith(tuple(f"{p}." for p in parts)) or not tensor.is_floating_point():
+            continue
+        rng = torch.Generator().manual_seed(stream_seed(seed, 0, 0, f"cyclegan_shuffled/{key}"))
+        perm = torch.randperm(tensor.numel(), generator=rng).to(tensor.device)
+        tensor.copy_(tensor.flatten()[perm].view_as(tensor))
+    return shuffled
+
+
 def patch_stem_target(model: ProgressiveGAN, patchgan: nn.Module) -> str:
     """The progressive discriminator's block that mirrors the PatchGAN ``stem``
     (``discriminator.blocks.b<image side>``), or an error naming the knob that differs."""
@@ -210,6 +231,28 @@ def cyclegan(ctx: StrategyContext) -> TransferPlan:
     """Trunk + decoder + head from the trained T2 -> T1 generator."""
     source = ctx.require_source("cyclegan")
     return TransferPlan(copies=renderer_copies(source.generator("t2_to_t1"), "g_t2_to_t1"))
+
+
+@INIT_STRATEGIES.register("cyclegan_shuffled")
+def cyclegan_shuffled(ctx: StrategyContext) -> TransferPlan:
+    """The ``cyclegan`` copy with each tensor's values randomly permuted: a control that keeps
+    each layer's weight statistics and drops its learned features.
+
+    Per tensor, not per output channel: the values of a whole tensor (a convolution's weight,
+    its bias; a batch norm's weight, bias, running mean and variance, each on its own) are
+    shuffled together, so each copied tensor keeps its exact value distribution (its sorted
+    values, hence its norm, mean and spread), which is what sets the scale of the signal through
+    the renderer (the trained weights' norms are ~4x smaller than He init, issue 21); every
+    filter, its spatial kernel and the pairing of inputs, outputs and biases become random, so
+    what the CycleGAN learned is gone. A per-output-channel shuffle would keep each filter's
+    norm, itself learned (which channels are strong or dead), and would need each layer's layout
+    (transposed convolutions store ``[in, out, ...]``). Equalized-lr layers scale a whole tensor
+    by one constant, so shuffling the stored values shuffles the effective ones. Integer buffers
+    are copied as they are. The permutations follow the run's seed (``StrategyContext.seed``).
+    """
+    source = ctx.require_source("cyclegan_shuffled")
+    shuffled = shuffled_copy(source.generator("t2_to_t1"), RENDERER, ctx.seed)
+    return TransferPlan(copies=renderer_copies(shuffled, "shuffled g_t2_to_t1"))
 
 
 @INIT_STRATEGIES.register("cyclegan_frozen")
