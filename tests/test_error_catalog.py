@@ -1,6 +1,7 @@
-"""The README's "Errors you may meet" is what the commands really print: every catalogued command
-is run (``gan_init.cli.main``, in the test's own folder) and must exit with the catalogued status
-and print one line starting as the catalogue says, no traceback; the README's table must be the catalogue's."""
+"""The "Errors you may meet" of docs/cli.md is what the commands really print: every catalogued
+command is run (``gan_init.cli.main``, in the test's own folder) and must exit with the catalogued
+status and print one line starting as the catalogue says, no traceback; the table in docs/cli.md
+must be the catalogue's."""
 
 from __future__ import annotations
 
@@ -46,10 +47,10 @@ def test_each_catalogued_error_is_the_line_the_command_prints(tmp_path, monkeypa
     assert len(hits) == 1, (case.message, err[-2000:])
 
 
-def test_readme_table_is_the_catalogue():
-    readme = (ROOT / "README.md").read_text()
-    assert HEADING in readme, f"README.md has no {HEADING!r} section"
-    section = readme.split(HEADING, 1)[1].split("\n## ", 1)[0]
+def test_docs_table_is_the_catalogue():
+    doc = (ROOT / "docs" / "cli.md").read_text()
+    assert HEADING in doc, f"docs/cli.md has no {HEADING!r} section"
+    section = doc.split(HEADING, 1)[1].split("\n## ", 1)[0]
     rows = [line for line in section.splitlines() if line.startswith("|")]
     assert "\n".join(rows) == table(), "regenerate it: python -m gan_init.cli.error_catalog"
 

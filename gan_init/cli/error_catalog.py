@@ -1,9 +1,9 @@
-"""Every error a user can meet, as the README's table "Errors you may meet" shows it.
+"""Every error a user can meet, as the table "Errors you may meet" of ``docs/cli.md`` shows it.
 
 Each entry is a command as the user types it (file names relative to the working directory), the
 start of the one line it prints, the fix, and the exit status (2). ``tests/test_error_catalog.py``
 makes the files each command needs, runs it through ``gan_init.cli.main`` and checks that the
-message is what the command really prints; it also checks that the README's table is this one::
+message is what the command really prints; it also checks that the table in ``docs/cli.md`` is this one::
 
     python -m gan_init.cli.error_catalog   # prints the Markdown table
 """
@@ -128,7 +128,7 @@ def _cell(text: str) -> str:
 
 
 def table() -> str:
-    """The Markdown table of :data:`CATALOG` (the README's "Errors you may meet")."""
+    """The Markdown table of :data:`CATALOG` ("Errors you may meet" in docs/cli.md)."""
     rows = [
         "| you typed | what is wrong | the message starts | fix | exit |",
         "| --- | --- | --- | --- | --- |",
