@@ -72,17 +72,21 @@ def test_evaluation_schedule_resolution_and_final_json(tmp_path, spatial_dims):
     state = cb.state_dict()
     assert (state["next_cheap"], state["next_costly"]) == (80, 96)
     if spatial_dims == 2:
-        # The primary endpoint: the SWD curve's mean height over images shown, kept for resume.
-        from gan_init.experiment.stats import normalized_auc
-
-        swd = [(s["shown"], s["swd"]) for s in seen if "swd" in s]
-        assert [list(p) for p in swd] == state["swd_curve"] and len(swd) == 4
-        auc = normalized_auc(*zip(*swd))
-        assert record["metrics"]["swd_auc"] == pytest.approx(auc)
-        assert float(trainer.callback_metrics["eval/swd_auc"]) == pytest.approx(auc)
+        # The primary endpoint: mean SWD of the full-resolution (16 px) evaluations only; the
+        # 8 px values keep their own names and never enter it. Kept for resume.
+        swd = {s["shown"]: s["swd"] for s in seen if "swd" in s and s["resolution"] == 16}
+        swd = list(swd.items())  # one point per count: the final evaluation replaces the last
+        assert [list(p) for p in swd] == state["full_curve"] and len(swd) >= 2
+        low = [s for s in seen if "swd" in s and s["resolution"] == 8]
+        assert low and all(s["at8/swd"] == s["swd"] and "full/swd" not in s for s in low)
+        mean = sum(v for _, v in swd) / len(swd)
+        assert record["metrics"]["full/swd_mean"] == pytest.approx(mean)
+        assert float(trainer.callback_metrics["eval/full/swd_mean"]) == pytest.approx(mean)
+        assert record["metrics"]["full/fid"] == record["metrics"]["fid"]
         again = EvaluationCallback(metrics=("swd",), feature=None)
         again.load_state_dict(state)
-        assert again.swd_curve == [tuple(p) for p in state["swd_curve"]]
+        assert again.full_curve == [tuple(p) for p in state["full_curve"]]
+    assert record["failure"] == "none"
 
 
 def test_evaluation_rejects_unknown_metric():
@@ -135,7 +139,12 @@ def test_diverged_run_final_evaluation_records_nonfinite(tmp_path):
     trainer.fit(FakeGAN(loss_at={2: math.nan}), datamodule=FakeData())
     assert json.loads((tmp_path / "divergence.json").read_text())["global_step"] == 3
     record = json.loads((tmp_path / "metrics_final.json").read_text())
-    assert record["metrics"] == {"nonfinite_samples": 1.0, "resolution": 8.0}
+    assert record["metrics"] == {
+        "nonfinite_samples": 1.0,
+        "at8/nonfinite_samples": 1.0,
+        "resolution": 8.0,
+    }
+    assert record["failure"] == "diverged"
 
 
 @pytest.mark.parametrize("spatial_dims", [pytest.param(2, id="2d"), pytest.param(3, id="3d")])
@@ -169,3 +178,17 @@ def test_evaluation_times_itself_and_the_share_reaches_the_summary(tmp_path, spa
     outcome = _outcome(None, tmp_path, 1, env={}, log=tmp_path / "log.txt")
     assert outcome["metrics"]["time/eval_share"] == timing["eval_share"]
     assert "eval/fid" in outcome["metrics"] and "eval/eval_share" not in outcome["metrics"]
+
+
+def test_failure_rule_labels_in_order():
+    from gan_init.callbacks.evaluation import FailureRule
+
+    rule = FailureRule(collapse_msssim_margin=0.1, not_converged_swd=100.0)
+    ok = {"full/swd": 50.0, "msssim_fake": 0.35, "msssim_real": 0.3}
+    assert rule.label(ok, diverged=False) == "none"
+    assert rule.label(ok, diverged=True) == "diverged"
+    assert rule.label({**ok, "nonfinite_samples": 1.0}, diverged=False) == "diverged"
+    assert rule.label({**ok, "msssim_fake": 0.45}, diverged=False) == "collapsed"
+    assert rule.label({**ok, "full/swd": 150.0}, diverged=False) == "not_converged"
+    assert rule.label({"msssim_fake": 0.3, "msssim_real": 0.3}, diverged=False) == "not_converged"
+    assert FailureRule().label({"full/swd": 1e9}, diverged=False) == "none"  # no rule, no label

@@ -25,10 +25,10 @@ def test_floor_is_logged_once_and_written_to_metrics_final(tmp_path, spatial_dim
     trainer = cpu_trainer(tmp_path, callbacks=[cb], max_epochs=1, logger=logger)
     trainer.fit(FakeGAN(spatial_dims), datamodule=data)
 
-    # Test images of the samples' count against the validation set, at the data's full side
-    # (16), although the generator samples at 8 px until 32 images.
+    # Validation images of the samples' count against the reference (test) set, at the data's
+    # full side (16), although the generator samples at 8 px until 32 images.
     expected = evaluate_samples(
-        data.real_images(6, split="test"), data.real_images(8, split="val"), None, ["swd"], seed=3
+        data.real_images(6, split="val"), data.real_images(8, split="test"), None, ["swd"], seed=3
     )
     assert set(expected) == {"swd", "swd_16"}
     record = json.loads((tmp_path / "csv" / "metrics_final.json").read_text())
@@ -52,3 +52,26 @@ def test_floor_can_be_turned_off_and_rejects_one_set_metrics(tmp_path):
     trainer.fit(FakeGAN(2), datamodule=FakeData(2))
     record = json.loads((tmp_path / "metrics_final.json").read_text())
     assert "swd" in record["metrics"] and "swd_floor" not in record["metrics"]
+
+
+def test_floor_over_disjoint_splits_reports_mean_and_sd(tmp_path):
+    """``floor_splits`` disjoint real sets of the samples' size, one reference: mean and SD."""
+    import torch
+
+    cb = EvaluationCallback(
+        every_n_images=0, costly_every_n_images=0, final_metrics=("swd",), n_samples=6,
+        n_real=8, feature=None, seed=3, floor_splits=3,
+    )  # fmt: skip
+    data = FakeData(2)
+    trainer = cpu_trainer(tmp_path, callbacks=[cb], max_epochs=1)
+    trainer.fit(FakeGAN(2), datamodule=data)
+    pool, reference = data.real_images(18, split="val"), data.real_images(8, split="test")
+    per_split = torch.tensor(
+        [evaluate_samples(pool[k * 6 : (k + 1) * 6], reference, None, ["swd"], seed=3)["swd"]
+         for k in range(3)], dtype=torch.float64,
+    )  # fmt: skip
+    record = json.loads((tmp_path / "metrics_final.json").read_text())["metrics"]
+    assert record["swd_floor"] == pytest.approx(float(per_split.mean()))
+    assert record["swd_floor_sd"] == pytest.approx(float(per_split.std()))
+    with pytest.raises(ValueError, match="floor_splits"):
+        EvaluationCallback(floor_splits=0)

@@ -7,11 +7,26 @@ at its current output resolution; while it is below full resolution the real set
 average-pooled to the same size (as the discriminator sees real images) and
 ``eval/resolution`` says which size was compared.
 
-The noise floor: once per fit (at its start) the ``noise_floor`` metrics compare two disjoint
-real sets of the evaluation's sizes (``n_samples`` test images in place of the samples, the
-``n_real`` validation images as the reference) at the data's full resolution; logged as
-``eval/<metric>_floor`` and written to ``metrics_final.json``. A generator that matches the data
-distribution scores about this, not 0.
+Real sets: samples are compared with the first ``n_real`` images of the test split
+(``REFERENCE_SPLIT``); the CycleGAN stage picks its epoch on the validation split, so the images
+that chose the transferred weights never judge them.
+
+Resolutions: every value is logged under its output resolution (``eval/at<res>/<metric>``) and,
+at the data's full resolution, also as ``eval/full/<metric>``; values at different resolutions
+have different scales and are never averaged together. The primary endpoint
+``eval/full/swd_mean`` is the mean SWD of the full-resolution evaluations from
+``endpoint_from_images`` images on (a window every growth mode reaches at full resolution).
+
+The noise floor: once per fit (at its start) the ``noise_floor`` metrics compare real sets of the
+evaluation's size (``floor_splits`` disjoint sets of ``n_samples`` validation images in place of
+the samples) with the reference, at the data's full resolution; logged as ``eval/<key>_floor``
+(mean over splits) and ``eval/<key>_floor_sd`` (their SD, with two splits or more), also in
+``metrics_final.json``. It is an offset, what a generator that matches the data distribution
+would score, not a noise level.
+
+Failure: at the end a ``FailureRule`` labels the run ``none``, ``diverged``, ``collapsed`` or
+``not_converged`` (``failure`` in ``metrics_final.json``, ``eval/failure_code`` its index in
+``FAILURES``).
 
 Cost: features are measured once per image (``CachedFeatures``: the floor's real set is the
 final metrics' real set, memorization reuses FID's features) and the fixed real sets' features
@@ -31,6 +46,7 @@ import math
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +58,6 @@ from torch import Tensor
 from gan_init.core.assets import cache_dir
 from gan_init.core.files import write_json
 from gan_init.core.registry import check_choice
-from gan_init.experiment.stats import normalized_auc
 from gan_init.metrics.evaluate import (
     ALL_METRICS,
     FEATURE_METRICS,
@@ -55,6 +70,55 @@ from gan_init.metrics.swd import NHOOD_SIZE
 # Metrics whose noise floor is defined: distances between two sets (not a set's own diversity,
 # nor memorization, which needs the training set).
 FLOOR_METRICS = ("swd", "fid", "kid", "pr")
+
+
+def _is_level(key: str) -> bool:
+    """A per-level value of one evaluation (SWD's pyramid levels ``swd_<res>``, the floors)."""
+    return key.startswith("swd_") or key.endswith("_floor") or "/" in key
+
+
+# A run's failure label, decided at the end of fitting by ``FailureRule`` (in this order).
+FAILURES = ("none", "diverged", "collapsed", "not_converged")
+# The real sets: the evaluation compares samples with ``REFERENCE_SPLIT`` images, the noise floor
+# ``FLOOR_SPLIT`` images with the same reference. The CycleGAN stage selects its epoch on
+# validation images, so the noise GAN's reference is the test split: no image that chose the
+# transferred weights is one the transfer is then judged against.
+REFERENCE_SPLIT = "test"
+FLOOR_SPLIT = "val"
+
+
+@dataclass(frozen=True)
+class FailureRule:
+    """When a run counts as failed, fixed before any run (the configs set it, for every arm).
+
+    ``diverged``: the stability watch stopped it (non-finite or exploding losses), or its samples
+    are not finite. ``collapsed``: the samples' mean pairwise MS-SSIM exceeds the real images' by
+    more than ``collapse_msssim_margin`` (samples more alike than real images: mode collapse).
+    ``not_converged``: the final full-resolution SWD is above ``not_converged_swd``, or the run
+    never evaluated at full resolution. A rule left at None is not applied.
+    """
+
+    collapse_msssim_margin: float | None = None
+    not_converged_swd: float | None = None
+
+    def label(self, final: dict[str, float], diverged: bool) -> str:
+        if diverged or final.get("nonfinite_samples", 0.0) > 0:
+            return "diverged"
+        margin = self.collapse_msssim_margin
+        fake, real = final.get("msssim_fake"), final.get("msssim_real")
+        if margin is not None and fake is not None and real is not None and fake > real + margin:
+            return "collapsed"
+        if self.not_converged_swd is not None:
+            swd = final.get("full/swd", math.nan)
+            if not math.isfinite(swd) or swd > self.not_converged_swd:
+                return "not_converged"
+        return "none"
+
+    def to_dict(self) -> dict[str, float | None]:
+        return {
+            "collapse_msssim_margin": self.collapse_msssim_margin,
+            "not_converged_swd": self.not_converged_swd,
+        }
 
 
 def run_dir(trainer: Trainer) -> Path:
@@ -104,6 +168,10 @@ class EvaluationCallback(Callback):
         slices_per_axis: int = SLICES_PER_AXIS,
         feature_bf16: bool = False,
         feature_cache: str | None = "auto",
+        endpoint_from_images: int = 0,
+        floor_splits: int = 1,
+        collapse_msssim_margin: float | None = None,
+        not_converged_swd: float | None = None,
     ) -> None:
         super().__init__()
         for name in (*metrics, *costly_metrics, *(final_metrics or ())):
@@ -129,8 +197,14 @@ class EvaluationCallback(Callback):
         self.next_cheap = self.every_n_images
         self.next_costly = self.costly_every_n_images
         self.last: dict[str, float] = {}
-        # (images shown, SWD) of every evaluation: the primary endpoint's curve (eval/swd_auc).
-        self.swd_curve: list[tuple[int, float]] = []
+        # (images shown, SWD) of every evaluation at the data's full resolution: the sweeps'
+        # primary endpoint's curve (its mean from ``endpoint_from_images`` on: eval/full/swd_mean).
+        self.full_curve: list[tuple[int, float]] = []
+        self.endpoint_from_images = int(endpoint_from_images)
+        if int(floor_splits) < 1:
+            raise ValueError(f"floor_splits={floor_splits}: expected at least 1 (e.g. 8)")
+        self.floor_splits = int(floor_splits)
+        self.failure_rule = FailureRule(collapse_msssim_margin, not_converged_swd)
         self._extractor: CachedFeatures | None = None
         self._real_cache: dict[tuple[int, ...], tuple[Tensor, Tensor | None]] = {}
         # Wall-clock seconds of this callback's work and of the fit (earlier attempts included).
@@ -145,7 +219,7 @@ class EvaluationCallback(Callback):
         return {
             "next_cheap": self.next_cheap,
             "next_costly": self.next_costly,
-            "swd_curve": [list(point) for point in self.swd_curve],
+            "full_curve": [list(point) for point in self.full_curve],
             "eval_seconds": self.eval_seconds,
             "fit_seconds": self.fit_seconds(),
         }
@@ -153,7 +227,7 @@ class EvaluationCallback(Callback):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.next_cheap = int(state_dict["next_cheap"])
         self.next_costly = int(state_dict["next_costly"])
-        self.swd_curve = [(int(x), float(y)) for x, y in state_dict.get("swd_curve", [])]
+        self.full_curve = [(int(x), float(y)) for x, y in state_dict.get("full_curve", [])]
         self.eval_seconds = float(state_dict.get("eval_seconds", 0.0))
         self.fit_seconds_before = float(state_dict.get("fit_seconds", 0.0))
 
@@ -212,14 +286,19 @@ class EvaluationCallback(Callback):
             return
         with self._clock():
             self.last = self.evaluate(trainer, pl_module, list(self.final_metrics), final=True)
-            if self.swd_curve:
-                # The sweeps' primary endpoint (gan_init.experiment.stats): the SWD curve's mean height
-                # over images shown, so "reaches quality sooner" is one number W&B can optimize.
-                images, values = zip(*self.swd_curve)
-                auc = {"swd_auc": normalized_auc(images, values)}
-                self.last |= self._log(trainer, pl_module, auc)
+            window = [v for x, v in self.full_curve if x >= self.endpoint_from_images]
+            if window:
+                # The sweeps' primary endpoint (gan_init.experiment.stats, ``fullres``): mean SWD
+                # of the full-resolution evaluations from endpoint_from_images on; one number W&B
+                # can optimize. Never a mean over resolutions (each has its own scale).
+                self.last |= self._log(
+                    trainer, pl_module, {"full/swd_mean": sum(window) / len(window)}
+                )
             self.last |= self.floor
             folder = run_dir(trainer)  # on every rank: trainer.log_dir is a collective (DDP)
+        diverged = float(trainer.callback_metrics.get("train/diverged", 0.0)) > 0
+        failure = self.failure_rule.label(self.last, diverged)
+        self._log(trainer, pl_module, {"failure_code": float(FAILURES.index(failure))})
         timing = self.timing()
         self._log_time(trainer, pl_module, timing)
         if trainer.is_global_zero:
@@ -227,6 +306,8 @@ class EvaluationCallback(Callback):
                 "images_shown": int(pl_module.images_shown),
                 "global_step": int(trainer.global_step),
                 "metrics": self.last,
+                "failure": failure,
+                "failure_rule": self.failure_rule.to_dict(),
                 "time": timing,
             }
             write_json(folder / "metrics_final.json", record)
@@ -252,7 +333,7 @@ class EvaluationCallback(Callback):
         """This rank's share of the fixed real set at ``size`` (and its features, cached)."""
         cached = self._real_cache.get(size)
         if cached is None or (need_features and cached[1] is None):
-            real = trainer.datamodule.real_images(self.n_real, split="val")
+            real = trainer.datamodule.real_images(self.n_real, split=REFERENCE_SPLIT)
             real = real[trainer.global_rank :: trainer.world_size]
             real = resize_to(real.to(pl_module.device).float(), size)
             feats = None
@@ -269,9 +350,9 @@ class EvaluationCallback(Callback):
         resolution; logged as ``eval/<key>_floor``."""
         world, rank = trainer.world_size, trainer.global_rank
         n_local = -(-self.n_samples // world)
-        test = trainer.datamodule.real_images(n_local * world, split="test")
-        test = test[rank::world].to(pl_module.device).float()
-        size = tuple(test.shape[2:])
+        splits = self.floor_splits
+        every = trainer.datamodule.real_images(n_local * world * splits, split=FLOOR_SPLIT)
+        size = tuple(every.shape[2:])
         metrics = list(self.noise_floor)
         if min(size) < NHOOD_SIZE:
             metrics = [m for m in metrics if m != "swd"]
@@ -280,14 +361,30 @@ class EvaluationCallback(Callback):
         need_features = any(m in FEATURE_METRICS for m in metrics)
         # The same real set (and features) as the final metrics at full resolution.
         real, real_feats = self._real_set(trainer, pl_module, size, need_features)
-        extractor = None
-        if need_features:
-            extractor = self._get_extractor(pl_module, test)
-            extractor(test, persist=True)  # the test set's features, kept on disk
-        values = evaluate_samples(
-            test, real, None, metrics, feature=extractor, real_features=real_feats, seed=self.seed
-        )
-        floor = {f"{k}_floor": v for k, v in values.items()}
+        extractor = self._get_extractor(pl_module, every) if need_features else None
+        per_split: list[dict[str, float]] = []
+        for k in range(splits):  # disjoint real sets of the evaluation's size, one reference
+            test = every[k * n_local * world : (k + 1) * n_local * world]
+            test = test[rank::world].to(pl_module.device).float()
+            if extractor is not None:
+                extractor(test, persist=True)  # the test set's features, kept on disk
+            per_split.append(
+                evaluate_samples(
+                    test,
+                    real,
+                    None,
+                    metrics,
+                    feature=extractor,
+                    real_features=real_feats,
+                    seed=self.seed,
+                )  # fmt: skip
+            )
+        floor = {}
+        for key in per_split[0]:
+            vals = torch.tensor([float(v[key]) for v in per_split], dtype=torch.float64)
+            floor[f"{key}_floor"] = float(vals.mean())
+            if splits > 1:
+                floor[f"{key}_floor_sd"] = float(vals.std())  # over splits (n - 1)
         return self._log(trainer, pl_module, floor)
 
     def _get_extractor(self, pl_module: LightningModule, example: Tensor) -> CachedFeatures:
@@ -354,8 +451,25 @@ class EvaluationCallback(Callback):
 
     def _log(self, trainer: Trainer, pl_module: LightningModule, values: dict[str, float]) -> dict:
         values = {k: float(v) for k, v in values.items()}
-        if "swd" in values and math.isfinite(values["swd"]):
-            self.swd_curve.append((int(pl_module.images_shown), values["swd"]))
+        if "resolution" in values:
+            # Each output resolution under its own name (eval/at<res>/<metric>), and the data's
+            # full resolution also as eval/full/<metric>: values at different resolutions have
+            # different scales (SWD of noise against real: 728 at 8 px, 221 at 32 px) and are
+            # never averaged together.
+            res = int(values["resolution"])
+            full = res == int(max(trainer.datamodule.image_shape))
+            for key in [k for k in values if k != "resolution" and not _is_level(k)]:
+                values[f"at{res}/{key}"] = values[key]
+                if full:
+                    values[f"full/{key}"] = values[key]
+            if full and math.isfinite(values.get("swd", math.nan)):
+                point = (int(pl_module.images_shown), values["swd"])
+                if self.full_curve and self.full_curve[-1][0] == point[0]:
+                    self.full_curve[-1] = (
+                        point  # the final evaluation at the last periodic one's count
+                    )
+                else:
+                    self.full_curve.append(point)
         logged = {f"eval/{k}": v for k, v in values.items()}
         for name, value in logged.items():
             trainer.callback_metrics[name] = torch.tensor(value)

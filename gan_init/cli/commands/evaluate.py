@@ -4,8 +4,8 @@
         --n 256 --out metrics.json
 
 Samples ``--n`` images from the EMA generator (at the checkpoint's current resolution) and
-compares them with ``--n-real`` fixed real images (resized to that resolution) of the data
-``--data``: ``icbm`` (the built-in ICBM data module, noise mode) or a YAML config whose ``data``
+compares them with ``--n-real`` fixed real test images (the training evaluation's reference,
+resized to that resolution) of the data ``--data``: ``icbm`` (the built-in ICBM data module, noise mode) or a YAML config whose ``data``
 section (or the whole file) is ``class_path``/``init_args`` of a data module with
 ``real_images(n, split)``.
 """
@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from gan_init.callbacks.evaluation import resize_to
+from gan_init.callbacks.evaluation import REFERENCE_SPLIT, resize_to
 from gan_init.cli.commands.args import Parser, add_device_option, resolve_device
 from gan_init.core.assets import cache_dir
 from gan_init.core.files import write_json
@@ -179,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     fake = module.sample(args.n, seed=args.seed, ema=True).float()  # on --device
     size = tuple(fake.shape[2:])
-    real = resize_to(dm.real_images(args.n_real or args.n, split="val").float(), size)
+    real = resize_to(dm.real_images(args.n_real or args.n, split=REFERENCE_SPLIT).float(), size)
     train = None
     if "memo" in metrics:
         train = resize_to(dm.real_images(args.n_train or args.n, split="train").float(), size)
