@@ -56,7 +56,7 @@ AXES = ("axial", "coronal", "sagittal")
 # Volumes are kept in RAS+ voxel order; AXIS_INDEX (gan_init.core.visualize) names each plane's axis.
 DEFAULT_SIZE = {2: 64, 3: 32}
 _SPLIT_CODE = {"train": 0, "val": 1, "test": 2}
-_STREAM_CODE = {"pair": 0, "t1": 1, "t2": 2}
+_STREAM_CODE = {"pair": 0, "t1": 1, "t2": 2, "subject": 3}
 
 
 class DataError(ValueError):
@@ -267,9 +267,11 @@ class TrainDataset(Dataset):
         seed: int,
         augmentation: Augmentation | None,
         random_items: bool,
+        subject_seeds: list[int] | None = None,
     ) -> None:
         self.bank, self.mode, self.modality = bank, mode, modality
         self.seed, self.augmentation, self.random_items = seed, augmentation, random_items
+        self.subject_seeds = subject_seeds
 
     def __len__(self) -> int:
         return len(self.bank)
@@ -277,8 +279,19 @@ class TrainDataset(Dataset):
     def image(self, sample_id: int, item: int, modality: str) -> torch.Tensor:
         """One unpaired train image [1, *S]; the same for a given (seed, sample id, modality)."""
         seed = sample_seed(self.seed, "train", sample_id, modality)
-        item_or_random = None if self.random_items else item
-        return draw(self.bank, item_or_random, (modality,), seed, self.augmentation)[modality]
+        if self.subject_seeds is not None:
+            subject, item = self.subject_and_item(seed)
+            seed = self.subject_seeds[subject]
+        elif self.random_items:
+            item = None
+        return draw(self.bank, item, (modality,), seed, self.augmentation)[modality]
+
+    def subject_and_item(self, seed: int) -> tuple[int, int]:
+        """A fixed-subject sample (``train_subjects``): which subject and which bank item (2D: slice
+        position), drawn from the sample's own seed; the subject's seed then makes the image."""
+        generator = torch.Generator().manual_seed(generator_seed(seed, "train"))
+        subject = int(torch.randint(len(self.subject_seeds), (), generator=generator))
+        return subject, int(torch.randint(len(self.bank), (), generator=generator))
 
     def __getitem__(self, index: tuple[int, int, int]) -> dict[str, torch.Tensor]:
         sample_id, t1_item, t2_item = index
@@ -337,8 +350,15 @@ class T1T2DataModule(pl.LightningDataModule):
         samples_per_epoch: int | None,
         augmentation: Augmentation | None,
         split_seed: int = 0,
+        train_subjects: int | None = None,
     ) -> None:
         super().__init__()
+        if train_subjects is not None and int(train_subjects) < 1:
+            raise ValueError(
+                f"train_subjects={train_subjects}: expected a number of subjects of at least 1, "
+                "or null for the endless stream (--data.train_subjects 16)"
+            )
+        self.train_subjects = None if train_subjects is None else int(train_subjects)
         self.image_shape = image_shape_for(spatial_dims, size)
         self.spatial_dims = spatial_dims
         self.size = self.image_shape[0]
@@ -401,6 +421,7 @@ class T1T2DataModule(pl.LightningDataModule):
             "mode": self.mode,
             "modality": self.modality,
             "splits": {k: {"items": len(b)} for k, b in self._banks.items()},
+            "train_subjects": self.train_subjects,
         }
 
     def write_records(self, folder: Path) -> list[Path]:
@@ -425,6 +446,16 @@ class T1T2DataModule(pl.LightningDataModule):
             return int(self.samples_per_epoch)
         return len(self.bank("train"))
 
+    def subject_seeds(self) -> list[int] | None:
+        """The endless stream's ``train_subjects`` fixed subjects: one warp + intensity draw each,
+        from the split seed (the same subjects for every run seed and both stages); None: every
+        sample is a new subject. Folder data selects its subjects in its own banks instead."""
+        if not self.endless or self.train_subjects is None:
+            return None
+        return [
+            sample_seed(self.split_seed, "train", j, "subject") for j in range(self.train_subjects)
+        ]
+
     def train_dataset(self) -> TrainDataset:
         return TrainDataset(
             self.bank("train"),
@@ -433,6 +464,7 @@ class T1T2DataModule(pl.LightningDataModule):
             self.seed,
             self.augmentation,
             random_items=self.endless,
+            subject_seeds=self.subject_seeds(),
         )
 
     def train_dataloader(self) -> DataLoader:
@@ -505,6 +537,16 @@ class T1T2DataModule(pl.LightningDataModule):
     def _real_images(self, n: int, split: str, modality: str) -> torch.Tensor:
         if split == "train":
             data = self.train_dataset()
+            subjects = data.subject_seeds
+            if subjects is not None:
+                # The fixed training images, every (subject, item) pair once in a seeded order.
+                pairs = [(j, i) for j in range(len(subjects)) for i in range(len(data.bank))]
+                order = self._item_order("train", n, count=len(pairs))
+                picks = [pairs[k] for k in order]
+                return torch.stack(
+                    [draw(data.bank, i, (modality,), subjects[j], data.augmentation)[modality]
+                     for j, i in picks]
+                )  # fmt: skip
             if self.endless:
                 return torch.stack([data.image(k, -1, modality) for k in range(n)])
             # A walk of the real training items, in a seeded order, without augmentation.
@@ -515,8 +557,8 @@ class T1T2DataModule(pl.LightningDataModule):
             return torch.stack([data[k][modality] for k in range(n)])
         return torch.stack([data[int(i)][modality] for i in self._item_order(split, n)])
 
-    def _item_order(self, split: str, n: int) -> np.ndarray:
-        count = len(self.bank(split))
+    def _item_order(self, split: str, n: int, count: int | None = None) -> np.ndarray:
+        count = len(self.bank(split)) if count is None else count
         if n > count:
             warnings.warn(
                 f"real_images: asked for {n} {split} images but the {split} split has {count}; "

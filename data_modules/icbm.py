@@ -78,6 +78,15 @@ class IcbmDataModule(T1T2DataModule):
         samples_per_epoch: Train samples per epoch (the stream is endless).
         val_samples: Validation (and test) samples, the same every epoch.
         augmentation: Strengths of the random warps and intensity effects.
+        train_subjects: A training set of this many subjects (a scarce-data regime); None: the
+            endless stream, a new subject for every sample. A subject is one warp + intensity
+            draw, fixed by ``split_seed`` (the same subjects for every run seed and for both
+            stages); in 2D its images are that draw applied to each training slice position, so
+            the training set is ``train_subjects`` x the training slices, in 3D
+            ``train_subjects`` volumes. No other augmentation applies to them: the network sees
+            the same fixed images again and again, as with a small real dataset (augmentation
+            for the critic is its own, named option: ``model.augment``). Validation and test
+            are unchanged by it.
     """
 
     endless = True
@@ -99,6 +108,7 @@ class IcbmDataModule(T1T2DataModule):
         augmentation: Augmentation = Augmentation(),  # noqa: B008 (frozen dataclass)
         split_seed: int = 0,
         holdout_slices: bool = True,
+        train_subjects: int | None = None,
     ) -> None:
         super().__init__(
             spatial_dims,
@@ -111,6 +121,7 @@ class IcbmDataModule(T1T2DataModule):
             samples_per_epoch,
             augmentation,
             split_seed,
+            train_subjects,
         )
         self.holdout_slices = bool(holdout_slices)
         self.slices: dict[str, list[int]] = {}
