@@ -1,8 +1,9 @@
 """A folder of real subjects, one T1 and one T2 NIfTI file each (IXI, BraTS, or your pattern).
 
-Preprocessing (TorchIO, once, then cached on disk): canonical (RAS+) orientation, T2 (and the
-optional brain mask) resampled onto the T1 grid, resampling to a target spacing, crop/pad to the
-field of view centred on the head, percentile intensity scaling to [-1, 1], optional masking.
+Preprocessing (``data_modules.preprocessing``, the chain ``gan-init translate`` uses too; once,
+then cached on disk): canonical (RAS+) orientation, T2 (and the optional brain mask) resampled
+onto the T1 grid, resampling to a target spacing, crop/pad to the field of view centred on the
+head, percentile intensity scaling to [-1, 1], optional masking.
 The cache is keyed by a hash of the file list (paths, sizes, modification times) and of every
 preprocessing setting, and written to a temporary folder that is renamed into place at the end,
 so an interrupted build leaves nothing that a later run could mistake for a cache.
@@ -29,24 +30,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import nibabel as nib
 import numpy as np
 import torch
-import torch.nn.functional as F
-import torchio as tio
 
 from data_modules.augment import Augmentation
 from data_modules.common import (
     AXES,
-    AXIS_INDEX,
     Bank,
     DataError,
     T1T2DataModule,
     check_slice_range,
-    slab_bounds,
     to_unit,
-    upright_slices,
 )
+from data_modules.preprocessing import Preprocessing, preprocess
 from gan_init.core.assets import cache_dir as default_cache_root
 from gan_init.core.registry import check_choice
 
@@ -186,142 +182,6 @@ def _report(
             skipped.append({"subject": subject, "reason": problem})
 
 
-def read_volume(path: Path, what: str) -> tio.ScalarImage:
-    """One 3D NIfTI volume as a TorchIO image, or a ``DataError`` naming the file and problem."""
-    if not path.is_file():
-        raise DataError(f"{what} file {path} is missing (a broken link?): expected a NIfTI file")
-    try:
-        image = nib.load(path)
-        data = np.asarray(image.dataobj, dtype=np.float32)
-    except Exception as err:
-        raise DataError(
-            f"could not read {what} file {path} ({type(err).__name__}: {err}): expected a "
-            "NIfTI volume (.nii or .nii.gz); is it truncated or not a NIfTI file?"
-        ) from err
-    if data.ndim == 4 and data.shape[3] == 1:
-        data = data[..., 0]
-    if data.ndim != 3 or min(data.shape) < 2:
-        raise DataError(
-            f"{what} file {path} has shape {data.shape}: expected one 3D volume "
-            "(a 4D series or a 2D image cannot be used; extract the volume first)"
-        )
-    bad = int((~np.isfinite(data)).sum())
-    if bad:
-        raise DataError(f"{what} file {path} has {bad} NaN or infinite values: expected finite")
-    return tio.ScalarImage(tensor=torch.from_numpy(data)[None], affine=image.affine)
-
-
-@dataclass(frozen=True)
-class Preprocessing:
-    """Everything that decides the cached images (and so is part of the cache key)."""
-
-    spatial_dims: int
-    size: int
-    spacing: float
-    fov_mm: float
-    axis: str
-    slice_range: tuple[float, float]
-    percentiles: tuple[float, float]
-
-    @property
-    def grid(self) -> int:
-        """Voxels per axis of the preprocessed cube."""
-        return max(int(round(self.fov_mm / self.spacing)), 2)
-
-
-def preprocess(files: SubjectFiles, prep: Preprocessing) -> dict[str, torch.Tensor | list]:
-    """One subject -> ``{"t1", "t2": [N, *S] in [-1, 1]}`` (N slices in 2D, 1 volume in 3D),
-    plus the source shapes and spacings for reporting."""
-    images = {"t1": read_volume(files.t1, "T1"), "t2": read_volume(files.t2, "T2")}
-    paths = {"t1": files.t1, "t2": files.t2}
-    for key, image in images.items():
-        lo, hi = float(image.data.min()), float(image.data.max())
-        if lo == hi:
-            raise DataError(
-                f"{key.upper()} file {paths[key]} is constant (every voxel {lo:g}): "
-                "expected an image with contrast (is it blank, or a failed conversion?)"
-            )
-    info = {
-        k: [list(v.shape[1:]), [round(float(s), 3) for s in v.spacing]] for k, v in images.items()
-    }
-    subject = tio.Subject(**images)
-    if files.mask is not None:
-        mask = read_volume(files.mask, "mask")
-        if not (mask.data > 0.5).any():
-            raise DataError(
-                f"mask file {files.mask} is empty (no voxel above 0.5): expected a brain mask"
-            )
-        subject.add_image(tio.LabelMap(tensor=mask.data > 0.5, affine=mask.affine), "mask")
-    spatial = tio.Compose(
-        [
-            tio.ToCanonical(),
-            tio.Resample(prep.spacing),
-            # One voxel grid per subject: T2 (and mask) onto T1's, so pairs are aligned.
-            tio.Resample("t1"),
-        ]
-    )
-    subject = spatial(subject)
-    t1 = subject["t1"].data
-    # The head (or the mask): voxels brighter than the mean, as TorchIO's default mask.
-    head = subject["mask"].data > 0 if files.mask is not None else t1 > t1.mean()
-    subject.add_image(tio.LabelMap(tensor=head, affine=subject["t1"].affine), "fg")
-    subject = tio.CropOrPad(prep.grid, mask_name="fg")(subject)
-    fg = subject["fg"].data[0] > 0
-    where = f"mask file {files.mask}" if files.mask is not None else f"T1 file {files.t1}"
-    if not fg.any():
-        raise DataError(
-            f"the foreground of {where} is empty after resampling to {prep.spacing:g} mm and "
-            f"cropping to {prep.fov_mm:g} mm: expected a head (or brain) in the field of view"
-        )
-    for key in ("t1", "t2"):
-        _check_scaling(
-            subject[key].data[0][fg], prep.percentiles, f"{key.upper()} file {paths[key]}"
-        )
-    rescale = tio.RescaleIntensity((-1, 1), percentiles=prep.percentiles, masking_method="fg")
-    subject = rescale(subject)
-    out = {}
-    for key in ("t1", "t2"):
-        x = subject[key].data[0].float()
-        if not bool(torch.isfinite(x).all()) or x.abs().max() > 1 + 1e-3 or x.max() == x.min():
-            raise DataError(
-                f"{key.upper()} file {paths[key]}: intensity scaling to [-1, 1] failed (values "
-                f"{float(x.min()):g} to {float(x.max()):g} after it): expected an image with "
-                "contrast inside the head"
-            )
-        if files.mask is not None:
-            x = torch.where(fg, x, torch.full_like(x, -1.0))
-        out[key] = _sample_images(x, fg, prep)
-    return {**out, "info": info}
-
-
-def _check_scaling(values: torch.Tensor, percentiles: tuple[float, float], what: str) -> None:
-    """Refuse a percentile scaling that cannot map the foreground ``values`` to [-1, 1] (TorchIO
-    only warns and leaves such an image unscaled)."""
-    lo, hi = np.percentile(values.double().numpy(), percentiles)
-    # Zero width up to float32 rounding of the resampling (a flat image stays flat to ~1e-7).
-    if not (np.isfinite(lo) and np.isfinite(hi)) or hi - lo <= 1e-5 * max(abs(lo), abs(hi)):
-        raise DataError(
-            f"{what}: intensity scaling failed: its {percentiles[0]:g}-{percentiles[1]:g} "
-            f"percentile range inside the head is [{lo:g}, {hi:g}] (zero width): expected "
-            "an image with contrast (is it blank, or is the head mask wrong?)"
-        )
-
-
-def _sample_images(x: torch.Tensor, fg: torch.Tensor, prep: Preprocessing) -> torch.Tensor:
-    """A cube [n, n, n] -> 2D slices [N, S, S] (upright) or a volume [1, S, S, S]."""
-    size = prep.size
-    if prep.spatial_dims == 3:
-        if x.shape[0] != size:
-            x = F.interpolate(x[None, None], (size,) * 3, mode="trilinear", align_corners=False)[
-                0, 0
-            ]
-        return x[None]
-    normal = AXIS_INDEX[prep.axis]
-    first, last = slab_bounds(fg, normal, prep.slice_range)
-    slab = x.movedim(normal, 0)[first : last + 1]
-    return upright_slices(slab, size, mode="bilinear", antialias=True)
-
-
 def _check_split(
     val_fraction: float, test_fraction: float, roles: bool, cyclegan_fraction: float
 ) -> None:
@@ -382,6 +242,9 @@ class NiftiFolderDataModule(T1T2DataModule):
             training (needs at least 4 subjects: one per role, one for val, one for test).
         cyclegan_fraction: With ``roles``: fraction of the train subjects in the CycleGAN role
             (the rest are the noise-GAN role).
+        train_subjects: Train on the first N subjects of the training set (with roles: of each
+            role), in the split's seeded order, so a smaller set is part of every larger one;
+            validation and test subjects do not change with N. None: all.
     """
 
     def __init__(
@@ -412,19 +275,23 @@ class NiftiFolderDataModule(T1T2DataModule):
         split_seed: int = 0,
         roles: bool = False,
         cyclegan_fraction: float = 0.5,
+        train_subjects: int | None = None,
     ) -> None:
         super().__init__(
-            spatial_dims,
-            size,
-            mode,
-            modality,
-            batch_size,
-            num_workers,
-            seed,
-            samples_per_epoch,
-            augmentation,
-            split_seed,
+            spatial_dims=spatial_dims,
+            size=size,
+            mode=mode,
+            modality=modality,
+            batch_size=batch_size,
+            num_workers=num_workers,
+            seed=seed,
+            samples_per_epoch=samples_per_epoch,
+            augmentation=augmentation,
+            split_seed=split_seed,
         )
+        if train_subjects is not None and train_subjects < 1:
+            raise ValueError(f"train_subjects={train_subjects} must be at least 1 (or None: all)")
+        self.train_subjects = train_subjects
         self.root = Path(root).expanduser()
         self.layout = check_choice("layout", layout, tuple(LAYOUTS))
         self.t1_pattern = t1_pattern or LAYOUTS[layout][0]
@@ -458,6 +325,7 @@ class NiftiFolderDataModule(T1T2DataModule):
         self.fixes = {
             "skip_bad_subjects": DEFAULT_FIX,
             "roles": "--data.roles=false (YAML: roles: false)",
+            "train_subjects": "lower --data.train_subjects (YAML: train_subjects)",
         }
 
     # -- cache -----------------------------------------------------------------------------
@@ -557,21 +425,33 @@ class NiftiFolderDataModule(T1T2DataModule):
             n_val, n_test = max(n_val, 1), max(n_test, 1)
         if n - n_val - n_test < (2 if self.roles else 1):
             self._too_few(n)
-        split = {
-            "val": sorted(order[:n_val]),
-            "test": sorted(order[n_val : n_val + n_test]),
-            "train": sorted(order[n_val + n_test :]),
-        }
+        train = order[n_val + n_test :]
+        # Training sets in the seeded order (truncated by ``train_subjects``); held-out sorted.
+        split = {"train": train}
         if self.roles:
-            train = order[n_val + n_test :]
             n_cyclegan = min(max(round(len(train) * self.cyclegan_fraction), 1), len(train) - 1)
-            split = {
-                "cyclegan": sorted(train[:n_cyclegan]),
-                "noise": sorted(train[n_cyclegan:]),
-                "val": split["val"],
-                "test": split["test"],
-            }
+            split = {"cyclegan": train[:n_cyclegan], "noise": train[n_cyclegan:]}
+        split |= {"val": sorted(order[:n_val]), "test": sorted(order[n_val : n_val + n_test])}
         return split
+
+    def _training_sets(self, split: dict[str, list[str]]) -> dict[str, list[str]]:
+        """The first ``train_subjects`` subjects of each training set (seeded order), sorted;
+        a one-line error when the set this run trains on has fewer."""
+        n = self.train_subjects
+        trains_on = self.mode if self.roles else "train"
+        out = dict(split)
+        for name in ROLES + ("train",):
+            if name not in split:
+                continue
+            if n is not None and name == trains_on and len(split[name]) < n:
+                role = f"the {name} role" if self.roles else "the training set"
+                raise DataError(
+                    f"train_subjects={n} but {role} has {len(split[name])} subjects (of "
+                    f"{sum(map(len, split.values()))} usable in {self.root}): add subjects, or "
+                    f"{self.fixes['train_subjects']}"
+                )
+            out[name] = sorted(split[name][:n] if n is not None else split[name])
+        return out
 
     def _too_few(self, n: int, after: str = "") -> None:
         if self.roles:
@@ -594,6 +474,7 @@ class NiftiFolderDataModule(T1T2DataModule):
         assignment = {k: [s for s in v if s in volumes] for k, v in self._split(self.found).items()}
         if any(not names for k, names in assignment.items() if self.roles or k == "train"):
             self._too_few(len(volumes), f" (after skipping {len(self.skipped)} bad)")
+        assignment = self._training_sets(assignment)
         self.assignment = assignment
         banks = {}
         for split, names in assignment.items():
@@ -616,7 +497,7 @@ class NiftiFolderDataModule(T1T2DataModule):
         """Spacing (mm) of the images the networks see: the cropped cube (``grid`` voxels of
         ``spacing``) resampled to ``size``. Recorded in CycleGAN checkpoints (with
         ``intensity``), so ``gan-init translate`` preprocesses an input as this module does."""
-        return self.prep.grid * self.prep.spacing / self.size
+        return self.prep.voxel_spacing
 
     @property
     def intensity(self) -> dict[str, Any]:
@@ -651,12 +532,28 @@ class NiftiFolderDataModule(T1T2DataModule):
             },
             "mode": self.mode,
             "trains_on": self.mode if self.roles else "train",
+            "train_subjects": self.train_subjects,
             "subjects": self.assignment,
             "skipped": self.skipped,
         }
 
     def record(self) -> dict[str, Any]:
-        return {**super().record(), "subjects": self.subjects_record()}
+        return {
+            **super().record(),
+            "train_subjects": self.train_subjects,
+            "source": self.source(),
+            "subjects": self.subjects_record(),
+        }
+
+    def source(self) -> dict[str, Any]:
+        """Which data this is: the folder, its layout and patterns (``data.json``)."""
+        return {
+            "root": str(self.root.resolve()),
+            "layout": self.layout,
+            "t1_pattern": self.t1_pattern,
+            "t2_pattern": self.t2_pattern,
+            "mask_pattern": self.mask_pattern,
+        }
 
     def write_records(self, folder: Path) -> list[Path]:
         paths = super().write_records(folder)

@@ -12,7 +12,7 @@ import pytorch_lightning as pl
 import torch
 
 from data_modules import Augmentation, DataError, NiftiFolderDataModule
-from data_modules import nifti_folder as nf
+from data_modules import preprocessing as prep
 from tests.helpers import NIFTI_SHAPE as SHAPE
 from tests.helpers import brats_folder, ixi_folder
 from tests.helpers import head_volumes as _volumes
@@ -97,8 +97,8 @@ def test_second_run_reads_no_nifti(tmp_path, monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("NIfTI read although the cache exists")
 
-    monkeypatch.setattr(nf, "read_volume", refuse)
-    monkeypatch.setattr(nf.nib, "load", refuse)
+    monkeypatch.setattr(prep, "read_volume", refuse)
+    monkeypatch.setattr(prep.nib, "load", refuse)
     again = _dm(root, tmp_path)
     assert torch.equal(again.bank("train").t1, first)
     # A new setting is a new cache key: it needs the files again.
@@ -108,7 +108,7 @@ def test_second_run_reads_no_nifti(tmp_path, monkeypatch):
 
 def test_an_interrupted_cache_build_leaves_no_cache(tmp_path, monkeypatch):
     root = ixi_folder(tmp_path / "data")
-    real = nf.read_volume
+    real = prep.read_volume
     calls = []
 
     def interrupted(path, what):
@@ -117,13 +117,13 @@ def test_an_interrupted_cache_build_leaves_no_cache(tmp_path, monkeypatch):
             raise KeyboardInterrupt
         return real(path, what)
 
-    monkeypatch.setattr(nf, "read_volume", interrupted)
+    monkeypatch.setattr(prep, "read_volume", interrupted)
     dm = _dm(root, tmp_path)
     with pytest.raises(KeyboardInterrupt):
         dm.setup()
     cache = tmp_path / "cache"
     assert not dm.cache_path().exists() and list(cache.iterdir()) == []
-    monkeypatch.setattr(nf, "read_volume", real)
+    monkeypatch.setattr(prep, "read_volume", real)
     assert len(_dm(root, tmp_path).bank("train")) > 0
 
 
@@ -351,3 +351,31 @@ def test_an_empty_mask_is_a_named_error(tmp_path):
         mask_pattern="{subject}/*_mask.nii",
     )
     _expect(root, tmp_path, r"subject 'sub-2': mask file .*sub-2_mask.nii is empty", **kw)
+
+
+@pytest.mark.parametrize("roles", [True, False])
+def test_train_subjects_takes_the_first_n_of_the_training_set_and_keeps_the_held_out(
+    tmp_path, roles
+):
+    root = ixi_folder(tmp_path / "data", n=10)
+    trains_on = "noise" if roles else "train"
+    full = _dm(root, tmp_path, roles=roles, mode="noise")
+    full.setup()
+    smaller = {}
+    for n in (1, 2, 3):
+        dm = _dm(root, tmp_path, roles=roles, mode="noise", train_subjects=n)
+        record = _record_into(dm, tmp_path / f"n{n}")
+        assert record["train_subjects"] == n and len(record["subjects"][trains_on]) == n
+        assert set(dm.bank("train").subjects) == set(record["subjects"][trains_on])
+        for split in ("val", "test"):
+            assert dm.assignment[split] == full.assignment[split]
+        data = json.loads((tmp_path / f"n{n}" / "data.json").read_text())
+        assert data["train_subjects"] == n and data["source"]["layout"] == "ixi"
+        smaller[n] = set(record["subjects"][trains_on])
+    assert smaller[1] < smaller[2] < smaller[3] < set(full.assignment[trains_on])
+    have = len(full.assignment[trains_on])
+    with pytest.raises(DataError) as err:
+        _dm(root, tmp_path, roles=roles, mode="noise", train_subjects=have + 1).setup()
+    role = "the noise role" if roles else "the training set"
+    assert str(err.value).startswith(f"train_subjects={have + 1} but {role} has {have} subjects")
+    assert "\n" not in str(err.value) and "lower --data.train_subjects" in str(err.value)

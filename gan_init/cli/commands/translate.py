@@ -4,9 +4,9 @@
         --input sub-01_T2w.nii.gz --output sub-01_synthT1w.nii.gz [--direction t2_to_t1]
 
 The checkpoint is this project's CycleGAN checkpoint or a canonical PyTorch CycleGAN generator
-file (``latest_net_G_B.pth``; then the direction is your word). The input is preprocessed as the
-training data was (TorchIO, as ``NiftiFolderDataModule``): turned to RAS, resampled to the
-training voxel spacing (2D: in the slice plane, every input slice kept), cropped or padded to the
+file (``latest_net_G_B.pth``; then the direction is your word). The input goes through the
+training data's preprocessing chain (``data_modules.preprocessing``): turned to RAS, resampled to
+the training voxel spacing (2D: in the slice plane, every input slice kept), cropped or padded to the
 training field of view (image shape x spacing, both recorded in the checkpoint's ``data``)
 centred on the head, and scaled to [-1, 1] by the checkpoint's ``intensity`` rule. It is
 translated (2D models: slice by slice along the axis they were trained on; 3D: the whole
@@ -32,7 +32,13 @@ import torch.nn.functional as F
 import torchio as tio
 from torch import Tensor, nn
 
-from data_modules.nifti_folder import read_volume
+from data_modules.preprocessing import (
+    crop_to_head,
+    percentile_range,
+    read_volume,
+    resample,
+    rescale,
+)
 from gan_init.cli.commands.args import Parser
 from gan_init.core import visualize
 from gan_init.core.errors import UsageError
@@ -188,21 +194,20 @@ def _head_extent_mm(fg: Tensor, spacing: Sequence[float]) -> list[float]:
 def to_training_grid(
     image: tio.ScalarImage, grid: TrainingGrid, where: str
 ) -> tuple[tio.ScalarImage, Tensor]:
-    """The input as the data modules preprocess a subject (``NiftiFolderDataModule``): RAS,
+    """The input through the training chain (``data_modules.preprocessing``): RAS,
     resampled to the training spacing (2D: in the slice plane; the input's slices are kept),
     cropped or padded to the training field of view centred on the head (voxels above the mean).
     Returns the image (TorchIO keeps its affine) and the head mask ``[1, X, Y, Z]``.
 
     Raises ``UsageError`` when the head does not fit that field of view (0.5 to 1.25 of it).
     """
-    image = tio.ToCanonical()(image)
     spacing = [grid.spacing] * 3
     if len(grid.shape) == 2:
-        spacing[grid.axis] = float(image.spacing[grid.axis])
-    image = tio.Resample(tuple(spacing))(image)
-    fg = image.data > image.data.mean()
+        spacing[grid.axis] = float(tio.ToCanonical()(image).spacing[grid.axis])
+    subject = resample(tio.Subject(image=image), spacing)
+    fg = subject["fg"].data
     used = range(3) if len(grid.shape) == 3 else [a for a in range(3) if a != grid.axis]
-    box = grid.ras_shape(image.shape[1:])
+    box = grid.ras_shape(subject["image"].shape[1:])
     extent = _head_extent_mm(fg, spacing)
     ratio = max(extent[a] / (box[a] * grid.spacing) for a in used)
     if not FOV_FIT[0] <= ratio <= FOV_FIT[1]:
@@ -211,7 +216,7 @@ def to_training_grid(
             "crop it to the head (no neck or body) and skull-strip it if the training data was"
             if ratio > FOV_FIT[1]
             else "is the voxel size in its affine right "
-            f"({'x'.join(f'{z:g}' for z in image.spacing)} mm after resampling)?"
+            f"({'x'.join(f'{z:g}' for z in subject['image'].spacing)} mm after resampling)?"
         )
         raise UsageError(
             f"{where}: its head (voxels above the mean) spans {spans} mm but the CycleGAN was "
@@ -219,8 +224,7 @@ def to_training_grid(
             f"head whose affine holds the true voxel size (any spacing, orientation and "
             f"margin); {hint}"
         )
-    subject = tio.Subject(image=image, fg=tio.LabelMap(tensor=fg, affine=image.affine))
-    subject = tio.CropOrPad(tuple(box), mask_name="fg")(subject)
+    subject = crop_to_head(subject, box)
     return subject["image"], subject["fg"].data > 0
 
 
@@ -236,11 +240,11 @@ def scale_intensity(
     percentiles = tuple(intensity.get("percentiles", DEFAULT_PERCENTILES))
     if not fg.any():
         return percentile_scale(data, percentiles)
-    # NiftiFolderDataModule: tio.RescaleIntensity on the head; (lo, hi) is its cutoff.
+    # NiftiFolderDataModule's scaling (data_modules.preprocessing.rescale); (lo, hi): its cutoff.
     image = tio.ScalarImage(tensor=torch.from_numpy(data)[None])
     subject = tio.Subject(image=image, fg=tio.LabelMap(tensor=torch.from_numpy(fg)[None]))
-    subject = tio.RescaleIntensity((-1, 1), percentiles=percentiles, masking_method="fg")(subject)
-    lo, hi = (float(v) for v in np.percentile(data[fg], percentiles))
+    subject = rescale(subject, percentiles)
+    lo, hi = percentile_range(data[fg], percentiles)
     return subject["image"].data[0].numpy().astype(np.float32), (lo, max(hi, lo + 1e-6))
 
 
