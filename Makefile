@@ -64,11 +64,15 @@ train-2d: install
 train-3d: install
 	$(PIPELINE) --dims 3
 
+# Runs side by side: one per CPU at one thread each by default; PARALLEL=K sets the runs at once.
+PARALLEL ?=
+SWEEP = $(PY) -m gan_init sweep --runs_dir $(RUNS) $(if $(PARALLEL),--parallel $(PARALLEL))
+
 sweep-2d: install
-	$(PY) -m gan_init sweep experiments/sweeps/init_strategy_2d$(SWEEP_SUFFIX).yaml --runs_dir $(RUNS)
+	$(SWEEP) experiments/sweeps/init_strategy_2d$(SWEEP_SUFFIX).yaml
 
 sweep-3d: install
-	$(PY) -m gan_init sweep experiments/sweeps/init_strategy_3d$(SWEEP_SUFFIX).yaml --runs_dir $(RUNS)
+	$(SWEEP) experiments/sweeps/init_strategy_3d$(SWEEP_SUFFIX).yaml
 
 report: install
 	$(PY) -m gan_init report $(RUNS)

@@ -87,3 +87,29 @@ def test_gan_init_runs_torch_at_the_chosen_thread_count():
             [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
         )
     assert out.stdout.split() == ["2", "2"]
+
+
+@pytest.mark.parametrize(
+    ("cpus", "parallel", "threads", "expected"),
+    [
+        (2, None, None, (2, 1)),  # this machine: two runs at once, one thread each
+        (2, 1, None, (1, 1)),  # one at a time: the policy's 1 thread (one loader worker)
+        (2, None, 2, (1, 2)),  # --threads 2: one run at a time, as before
+        (16, None, 4, (4, 4)),
+        (16, 4, None, (4, 3)),
+        (1, None, None, (1, 1)),
+    ],
+)
+def test_sweep_runs_at_once_and_threads_per_run(cpus, parallel, threads, expected):
+    assert T.sweep_shares(cpus, parallel, threads) == expected
+
+
+def test_a_given_thread_count_is_told_from_the_policy_choice():
+    env: dict[str, str] = {}
+    T.apply_threads(T.resolve_threads(None, environ=env, cpus=2), environ=env, given=False)
+    assert T.given_threads(env) is None and env[T.THREADS_ENV] == "1"
+    env = {"OMP_NUM_THREADS": "2"}
+    T.apply_threads(
+        T.resolve_threads(None, environ=env), environ=env, given=T.threads_given(None, env)
+    )
+    assert T.given_threads(env) == 2

@@ -14,7 +14,12 @@ import sys
 import warnings
 
 from gan_init.core.registry import check_choice
-from gan_init.core.threads import apply_threads, resolve_threads, split_threads_option
+from gan_init.core.threads import (
+    apply_threads,
+    resolve_threads,
+    split_threads_option,
+    threads_given,
+)
 
 # name -> (module, one-line help). A command is listed here only once its module exists.
 EXTRA_COMMANDS: dict[str, tuple[str, str]] = {
@@ -110,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     _default_wandb_offline()
     try:
         threads, argv = split_threads_option(argv)
-        apply_threads(resolve_threads(threads))
+        apply_threads(resolve_threads(threads), given=threads_given(threads))
     except ValueError as err:
         print(f"gan-init: {err}", file=sys.stderr)
         return 2

@@ -28,7 +28,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
@@ -81,15 +81,17 @@ def _child_setup(parent_pid: int, prctl: Callable[..., int] | None) -> Callable[
 
 
 @contextmanager
-def _forward_signals(proc: subprocess.Popen, received: list[int]) -> Iterator[None]:
-    """While ``proc`` runs, send it the signals this process gets."""
+def forward_signals(procs: Collection[subprocess.Popen], received: list[int]) -> Iterator[None]:
+    """While the block runs, send the processes in ``procs`` (read when a signal comes: it may
+    grow and shrink) the signals this process gets, and append each signal to ``received``."""
 
     def forward(signum: int, frame: object) -> None:
         received.append(signum)
-        try:
-            proc.send_signal(signum)
-        except (ProcessLookupError, PermissionError):
-            pass
+        for proc in list(procs):
+            try:
+                proc.send_signal(signum)  # a no-op for a child already waited for
+            except (ProcessLookupError, PermissionError):
+                pass
 
     installed = {}
     try:
@@ -104,22 +106,31 @@ def _forward_signals(proc: subprocess.Popen, received: list[int]) -> Iterator[No
             signal.signal(signum, previous)
 
 
+def start_child(
+    cmd: list[str], *, env: dict[str, str] | None = None, stdout: IO[bytes] | None = None
+) -> subprocess.Popen:
+    """Start ``cmd`` in its own process group, dying with this process (module docstring), and
+    return without waiting; ``stdout``: a file for its output and errors (else ours). Wait for
+    it inside ``forward_signals``."""
+    setup = _child_setup(os.getpid(), _libc_prctl()) if os.name == "posix" else None
+    return subprocess.Popen(
+        cmd, env=env, stdout=stdout, stderr=subprocess.STDOUT if stdout else None,
+        preexec_fn=setup,  # noqa: PLW1509 (no threads run our code between fork and exec)
+    )  # fmt: skip
+
+
 def run_child(cmd: list[str], *, env: dict[str, str] | None = None, log: Path | None = None) -> int:
     """Run ``cmd`` to its end and return its exit code; it dies with this process (see module
     docstring). ``log``: the child writes its output there (appended) and it is copied to this
     process's stdout as it grows; the child never writes into a pipe of ours, so it can still
     save its checkpoint after we died. Raises ``Interrupted`` when a forwarded signal stopped it.
     """
-    setup = _child_setup(os.getpid(), _libc_prctl()) if os.name == "posix" else None
     received: list[int] = []
     out: IO[bytes] | None = open(log, "ab") if log is not None else None  # noqa: SIM115
     try:
         start = out.tell() if out is not None else 0
-        proc = subprocess.Popen(
-            cmd, env=env, stdout=out, stderr=subprocess.STDOUT if out else None,
-            preexec_fn=setup,  # noqa: PLW1509 (no threads run our code between fork and exec)
-        )  # fmt: skip
-        with _forward_signals(proc, received):
+        proc = start_child(cmd, env=env, stdout=out)
+        with forward_signals([proc], received):
             code = _wait_teeing(proc, log, start) if log is not None else _wait(proc)
     finally:
         if out is not None:

@@ -8,6 +8,10 @@ trainer, at least one. Measured on the 2-core machine: ``gan-init fit`` of
 ``noise_2d_sweep.yaml`` (one loader worker) alone takes 26.0 s at 1 thread and 28.5 s at 2, so the
 policy's choice there (2 CPUs - 1 worker = 1 thread) is also the faster one.
 
+Runs at once (``gan-init sweep``, ``sweep_shares``): one run per CPU at one thread each, unless
+threads per run are given (then the CPUs divided by them) or ``--parallel K`` is; each child
+gets its share of the CPUs through its environment.
+
 Override, first that is set wins: ``--threads N`` on any ``gan-init`` command, the environment
 variable ``GAN_INIT_THREADS``, then ``OMP_NUM_THREADS``. The choice is put in the environment, so
 the child processes of ``pipeline`` and ``sweep`` use it too, and recorded in each run's summary.
@@ -19,8 +23,12 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import MutableMapping
 
 THREADS_ENV = "GAN_INIT_THREADS"
+# "1" when the thread count was given (option or environment), not chosen by the policy: a sweep
+# then keeps it for each run and runs as many at once as the CPUs allow at that count.
+GIVEN_ENV = "GAN_INIT_THREADS_GIVEN"
 # The configs' data loaders run one worker beside the trainer (``data.init_args.num_workers``).
 DEFAULT_WORKERS = 1
 
@@ -42,6 +50,24 @@ def choose_threads(cpus: int, workers: int = DEFAULT_WORKERS, parallel: int = 1)
             f"{workers}, {parallel}"
         )
     return max(1, cpus // parallel - workers)
+
+
+def sweep_shares(
+    cpus: int,
+    parallel: int | None = None,
+    threads: int | None = None,
+    workers: int = DEFAULT_WORKERS,
+) -> tuple[int, int]:
+    """(runs at once, threads per run) for a sweep on ``cpus``. Unset, the runs at once are the
+    CPUs divided by the threads per run (one when unset: small runs use a core better alone,
+    benchmarks/parallel.py), and the threads per run the policy's for that many runs."""
+    if parallel is not None and parallel < 1:
+        raise ValueError(f"--parallel: expected a number of runs >= 1, got {parallel}")
+    if parallel is None:
+        parallel = max(1, cpus // (threads or 1))
+    if threads is None:
+        threads = choose_threads(cpus, workers, parallel)
+    return parallel, threads
 
 
 def _positive(option: str, value: str) -> int:
@@ -86,13 +112,24 @@ def resolve_threads(option: int | None, environ=os.environ, cpus: int | None = N
     return choose_threads(available_cpus() if cpus is None else cpus)
 
 
-def apply_threads(threads: int, environ=os.environ) -> None:
-    """Use ``threads`` in this process and its children."""
+def threads_given(option: int | None, environ=os.environ) -> bool:
+    """Whether the thread count comes from the user (option or environment), not the policy."""
+    return option is not None or any(environ.get(n) for n in (THREADS_ENV, "OMP_NUM_THREADS"))
+
+
+def set_thread_environment(threads: int, environ: MutableMapping[str, str], *, given: bool) -> None:
+    """Put ``threads`` in ``environ`` for the processes started with it."""
     environ[THREADS_ENV] = str(threads)
+    environ[GIVEN_ENV] = "1" if given else "0"
     environ["OMP_NUM_THREADS"] = str(threads)
     environ["MKL_NUM_THREADS"] = str(threads)
     if threads > 1:
         environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
+def apply_threads(threads: int, environ=os.environ, *, given: bool = True) -> None:
+    """Use ``threads`` in this process and its children; ``given``: the user chose it."""
+    set_thread_environment(threads, environ, given=given)
     if "torch" in sys.modules:  # imported already (in-process callers): set it directly
         import torch
 
@@ -103,3 +140,9 @@ def current_threads() -> int | None:
     """The thread count this process was given by the policy (None outside ``gan-init``)."""
     value = os.environ.get(THREADS_ENV)
     return int(value) if value else None
+
+
+def given_threads(environ=os.environ) -> int | None:
+    """The thread count the user gave this ``gan-init`` process (None: the policy chose)."""
+    value = environ.get(THREADS_ENV)
+    return int(value) if value and environ.get(GIVEN_ENV) == "1" else None

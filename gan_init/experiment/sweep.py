@@ -6,6 +6,10 @@ would, and keeps a state file so that a killed sweep picks up where it stopped.
 - A failed or diverged run is recorded and the sweep goes on (grid search does not retry it).
 - A run that was running when the sweep was killed is run again first on restart; the pipeline
   itself resumes it from its last checkpoint.
+- Several runs may run at once (``parallel``), each a child process with its share of the CPU
+  threads; this process alone writes the state file. Runs of one seed that need the same
+  CycleGAN stage do not train it twice: the pipeline's lock on the stage's folder makes the
+  second wait, then reuse it.
 
 A sweep file may carry the project's pre-specified analysis under a top-level ``endpoints:`` key
 (``gan_init.experiment.stats.EndpointSpec``). W&B's schema allows no extra top-level key, so ``load_sweep``
@@ -20,16 +24,19 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import subprocess
 import sys
 import time
 import warnings
+from collections.abc import Collection
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import yaml
 
 from gan_init.core.files import read_json, read_state, write_json
-from gan_init.core.processes import run_child, run_lock
+from gan_init.core.processes import Interrupted, forward_signals, run_lock, start_child
+from gan_init.core.threads import set_thread_environment
 from gan_init.experiment.stats import EndpointSpec
 
 ENDPOINTS_KEY = "endpoints"  # project key, not W&B's: taken out before W&B's engine sees the file
@@ -147,11 +154,14 @@ class SweepState:
             record[ENDPOINTS_KEY] = self.endpoints
         write_json(self.path, record)
 
-    def sweep_runs(self) -> list[Any]:
+    def sweep_runs(self, in_flight: Collection[str] = ()) -> list[Any]:
+        """The runs for W&B's engine: finished and failed ones, and the ones running now
+        (``in_flight``), so that it proposes each once; a run left "running" by a killed sweep
+        is not among them (it is run again first)."""
         sweeps = _sweeps()
         out = []
         for record in self.runs:
-            if record["state"] == "running":
+            if record["state"] == "running" and record["name"] not in in_flight:
                 continue  # killed mid-run: proposed again
             out.append(
                 sweeps.SweepRun(
@@ -198,69 +208,157 @@ def run_sweep(
     runs_dir: str | Path = "runs",
     max_runs: int | None = None,
     dry_run: bool = False,
+    parallel: int = 1,
+    threads: int | None = None,
 ) -> SweepState:
-    """Run every run the sweep proposes (up to ``max_runs`` new ones). Returns the state.
+    """Run every run the sweep proposes (up to ``max_runs`` new ones), ``parallel`` at once, each
+    with ``threads`` CPU threads (None: this process's setting). Returns the state.
 
     Raises ``LockedError`` when another ``gan-init sweep`` runs the same sweep into the same runs
-    folder, ``Interrupted`` when a signal stopped it (the run it was on is run again first on
+    folder, ``Interrupted`` when a signal stopped it (the runs it was on are run again first on
     restart), ``CorruptFileError`` for a damaged state file."""
+    if parallel < 1:
+        raise ValueError(f"parallel: expected a number of runs >= 1, got {parallel}")
     sweep = load_sweep(path)
     spec = load_endpoints(path)
     runs_dir = Path(runs_dir)
     state_file = runs_dir / "sweeps" / f"{Path(path).stem}.json"
     with run_lock(state_file.parent, "gan-init sweep", wait=False, name=f"{state_file.stem}.lock"):
-        return _run_sweep_locked(sweep, spec, Path(path), state_file, runs_dir, max_runs, dry_run)
-
-
-def _run_sweep_locked(
-    sweep: dict[str, Any],
-    spec: EndpointSpec | None,
-    path: Path,
-    state_file: Path,
-    runs_dir: Path,
-    max_runs: int | None,
-    dry_run: bool,
-) -> SweepState:
-    state = SweepState(state_file)
-    state.sweep_file = str(path)
-    state.endpoints = spec.to_dict() if spec else None
-    sweeps = _sweeps()
-    started = 0
-    while max_runs is None or started < max_runs:
-        interrupted = [r for r in state.runs if r["state"] == "running"]
-        if interrupted:
-            params = interrupted[0]["params"]
-        else:
-            proposal = sweeps.next_run(sweep, state.sweep_runs(), validate=False)
-            if proposal is None:
-                break
-            params = {k: v["value"] for k, v in proposal.config.items()}
-        name = run_name(params)
-        command = expand_command(sweep, params)
+        state = SweepState(state_file)
+        state.sweep_file = str(path)
+        state.endpoints = spec.to_dict() if spec else None
         if dry_run:
-            print(" ".join(command))
-            state.runs.append({"name": name, "params": params, "state": "finished"})
-            continue
+            _dry_run(sweep, state, max_runs)
+            state.runs = SweepState.read(state.path).get("runs", [])
+            return state
+        _Workers(sweep, state, runs_dir, parallel, threads).run(max_runs)
+        return state
+
+
+def _next_params(
+    sweep: dict[str, Any], state: SweepState, in_flight: Collection[str]
+) -> dict[str, Any] | None:
+    """The next run's parameters: a run a killed sweep left "running" first, then W&B's
+    proposal (None when the sweep has no run left to start)."""
+    for record in state.runs:
+        if record["state"] == "running" and record["name"] not in in_flight:
+            return record["params"]
+    proposal = _sweeps().next_run(sweep, state.sweep_runs(in_flight), validate=False)
+    return None if proposal is None else {k: v["value"] for k, v in proposal.config.items()}
+
+
+def _dry_run(sweep: dict[str, Any], state: SweepState, max_runs: int | None) -> None:
+    """Print the commands of the runs left, as if each finished (nothing is saved)."""
+    while max_runs is None or max_runs > 0:
+        params = _next_params(sweep, state, ())
+        if params is None:
+            break
+        print(" ".join(expand_command(sweep, params)))
+        name = run_name(params)
+        state.runs = [r for r in state.runs if r["name"] != name]
+        state.runs.append({"name": name, "params": params, "state": "finished"})
+        max_runs = None if max_runs is None else max_runs - 1
+
+
+class _Workers:
+    """Up to ``parallel`` runs at once, as child processes of this one, which alone writes the
+    sweep state (a record is saved when its run starts and when it ends). A signal is
+    forwarded to every run; the sweep then waits for them and raises ``Interrupted``, their
+    records left "running" so that a restart runs them first (each resumes from its
+    checkpoint). With more than one run at once, each run's output goes to
+    ``<runs>/sweeps/<sweep>/<run>.log`` (its training log is in its run folder as always)."""
+
+    POLL_SECONDS = 0.2
+
+    def __init__(
+        self,
+        sweep: dict[str, Any],
+        state: SweepState,
+        runs_dir: Path,
+        parallel: int,
+        threads: int | None,
+    ) -> None:
+        self.sweep, self.state, self.runs_dir = sweep, state, runs_dir
+        self.parallel, self.threads = parallel, threads
+        self.folder = state.path.parent / state.path.stem  # summaries and logs of the runs
+        self.children: dict[str, subprocess.Popen] = {}
+        self.records: dict[str, dict[str, Any]] = {}
+        self.logs: dict[str, IO[bytes]] = {}
+        self.received: list[int] = []  # signals forwarded to the runs
+        self.tag = f"[sweep {state.path.stem}]"
+
+    def run(self, max_runs: int | None) -> None:
+        received = self.received
+        started = 0
+        try:
+            with forward_signals(self.children.values(), received):
+                while True:
+                    while (
+                        not received
+                        and len(self.children) < self.parallel
+                        and (max_runs is None or started < max_runs)
+                    ):
+                        params = _next_params(self.sweep, self.state, self.children)
+                        if params is None:
+                            break
+                        self._start(params)
+                        started += 1
+                    if not self.children:
+                        break
+                    self._reap()
+        finally:
+            for log in self.logs.values():
+                log.close()
+        if received:
+            raise Interrupted(received[0])
+
+    def _start(self, params: dict[str, Any]) -> None:
+        name = run_name(params)
+        command = expand_command(self.sweep, params)
         record = {"name": name, "params": params, "state": "running", "command": command}
         record["started"] = time.strftime("%Y-%m-%dT%H:%M:%S")
-        state.upsert(record)
-        started += 1
-        summary_out = state.path.parent / state.path.stem / f"{name}.json"
+        self.state.upsert(record)
         env = dict(
-            os.environ, GAN_INIT_RUNS_DIR=str(runs_dir), GAN_INIT_SUMMARY_OUT=str(summary_out)
+            os.environ,
+            GAN_INIT_RUNS_DIR=str(self.runs_dir),
+            GAN_INIT_SUMMARY_OUT=str(self._summary_out(name)),
         )
-        print(f"[sweep {Path(path).stem}] run {name}: {' '.join(command)}", flush=True)
-        code = run_child(command, env=env)  # Interrupted: the record stays "running"
-        summary = read_json(summary_out)
-        record.update(
-            state="finished" if code == 0 else "failed",
-            exit_code=code,
-            status=(summary or {}).get("status", "failed" if code else "finished"),
-            run_dir=(summary or {}).get("run_dir"),
-            metrics=_flat_metrics(summary),
-            ended=time.strftime("%Y-%m-%dT%H:%M:%S"),
-        )
-        state.upsert(record)
-    if dry_run:
-        state.runs = SweepState.read(state.path)
-    return state
+        if self.threads is not None:  # each run's share of the CPUs
+            set_thread_environment(self.threads, env, given=True)
+        out = None
+        if self.parallel > 1:  # runs side by side: one log each, not one mixed screen
+            self.folder.mkdir(parents=True, exist_ok=True)
+            out = self.logs[name] = open(self.folder / f"{name}.log", "ab")  # noqa: SIM115
+        where = f" (output: {self.folder / f'{name}.log'})" if out else ""
+        print(f"{self.tag} run {name}: {' '.join(command)}{where}", flush=True)
+        self.children[name] = start_child(command, env=env, stdout=out)
+        self.records[name] = record
+
+    def _summary_out(self, name: str) -> Path:
+        return self.folder / f"{name}.json"
+
+    def _reap(self) -> None:
+        """Wait until a run ends, and record it (unless a signal stopped the sweep)."""
+        while True:
+            ended = [n for n, proc in self.children.items() if proc.poll() is not None]
+            if ended:
+                break
+            time.sleep(self.POLL_SECONDS)
+        for name in ended:
+            code = int(self.children.pop(name).returncode)
+            if name in self.logs:
+                self.logs.pop(name).close()
+            record = self.records.pop(name)
+            if self.received and code != 0:
+                continue  # stopped by the signal: stays "running", run again first on restart
+            summary = read_json(self._summary_out(name))
+            record.update(
+                state="finished" if code == 0 else "failed",
+                exit_code=code,
+                status=(summary or {}).get("status", "failed" if code else "finished"),
+                run_dir=(summary or {}).get("run_dir"),
+                metrics=_flat_metrics(summary),
+                ended=time.strftime("%Y-%m-%dT%H:%M:%S"),
+            )
+            self.state.upsert(record)
+            print(f"{self.tag} run {name}: {record['status']} (exit code {code})", flush=True)

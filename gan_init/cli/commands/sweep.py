@@ -3,6 +3,11 @@
 The same file works online with ``wandb sweep FILE`` + ``wandb agent``; here W&B's own search
 logic (the ``sweeps`` package) proposes the runs and each runs once. Kill it and start it again:
 finished runs are skipped, an interrupted run resumes from its last checkpoint.
+
+Runs run side by side, by default one per CPU at one CPU thread each (on a 2-core machine: two at
+once, measured 2x the runs per hour of one at a time, docs/performance.md); ``--threads N`` gives
+each run N threads (and as many runs at once as the CPUs allow), ``--parallel K`` sets the runs
+at once. With a GPU visible, one run at a time unless ``--parallel`` says otherwise.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import sys
 
 from gan_init.cli.commands.args import Parser
 from gan_init.core.processes import Interrupted, LockedError
+from gan_init.core.threads import available_cpus, given_threads, sweep_shares
 from gan_init.experiment.sweep import run_sweep
 
 
@@ -24,10 +30,30 @@ def main(argv: list[str]) -> int:
     p.add_argument("--runs_dir", default=os.environ.get("GAN_INIT_RUNS_DIR", "runs"))
     p.add_argument("--max_runs", type=int, default=None, help="stop after this many new runs")
     p.add_argument("--dry_run", action="store_true", help="print the commands, run nothing")
+    p.add_argument(
+        "--parallel",
+        type=int,
+        default=None,
+        metavar="K",
+        help="runs at once (default: one per CPU at one thread each; 1 with a GPU)",
+    )
     args = p.parse_args(argv)
     try:
+        parallel, threads = _shares(args.parallel)
+        if not args.dry_run:
+            print(
+                f"gan-init sweep: {parallel} run{'s' * (parallel > 1)} at once, {threads} CPU "
+                f"thread{'s' * (threads > 1)} each ({available_cpus()} CPUs; --parallel K, "
+                "--threads N to change)",
+                flush=True,
+            )
         state = run_sweep(
-            args.file, runs_dir=args.runs_dir, max_runs=args.max_runs, dry_run=args.dry_run
+            args.file,
+            runs_dir=args.runs_dir,
+            max_runs=args.max_runs,
+            dry_run=args.dry_run,
+            parallel=parallel,
+            threads=threads,
         )
     except (ValueError, FileNotFoundError, LockedError) as err:  # CorruptFileError: a ValueError
         print(f"gan-init sweep: {err}", file=sys.stderr)
@@ -42,3 +68,19 @@ def main(argv: list[str]) -> int:
     print(f"sweep {args.file}: " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())))
     print(f"state: {state.path}")
     return 0
+
+
+def _shares(parallel: int | None) -> tuple[int, int]:
+    """(runs at once, threads per run) from the CPUs this process may use, the threads the user
+    gave (``--threads``, ``GAN_INIT_THREADS``, ``OMP_NUM_THREADS``) and ``--parallel``."""
+    if parallel is None and _gpus() > 0:
+        parallel = 1  # the runs would share one device's memory
+    return sweep_shares(available_cpus(), parallel, given_threads())
+
+
+def _gpus() -> int:
+    if os.environ.get("CUDA_VISIBLE_DEVICES", None) in ("", "-1"):
+        return 0
+    import torch  # only when the count is not given: about a second
+
+    return torch.cuda.device_count()
