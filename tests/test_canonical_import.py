@@ -1,7 +1,7 @@
 """Importing canonical PyTorch CycleGAN files (pytorch-CycleGAN-and-pix2pix), and bad files.
 
-The reference networks (``tests/helpers.py``) are written exactly as the reference code builds
-them, so their ``state_dict`` keys are the canonical ones (the table in
+The reference networks (``tests/builders/reference_cyclegan.py``) are written exactly as the
+reference code builds them, so their ``state_dict`` keys are the canonical ones (the table in
 ``gan_init/transfer/canonical.py``).
 """
 

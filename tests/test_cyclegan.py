@@ -12,7 +12,7 @@ from gan_init.callbacks.image_grid import CycleGANImageGrid
 from gan_init.core.visualize import image_grid, mid_slice_montage, save_png
 from gan_init.models.cyclegan import ImagePool, linear_decay
 from gan_init.transfer import load_cyclegan_discriminator, load_cyclegan_generator
-from tests.helpers import PhantomDataModule, cpu_trainer, tiny_cyclegan
+from tests.helpers import PhantomDataModule, tiny_cyclegan
 
 DIMS = [2, pytest.param(3, marks=pytest.mark.slow)]  # 3D Lightning runs take seconds
 
@@ -22,12 +22,12 @@ def size_for(spatial_dims: int) -> int:
 
 
 @pytest.mark.parametrize("spatial_dims", DIMS)
-def test_training_steps_update_all_four_networks(tmp_path, spatial_dims):
+def test_training_steps_update_all_four_networks(make_trainer, spatial_dims):
     torch.manual_seed(0)
     model = tiny_cyclegan(spatial_dims)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     data = PhantomDataModule(spatial_dims, size_for(spatial_dims))
-    trainer = cpu_trainer(tmp_path, max_epochs=1, limit_val_batches=1)  # 2 steps
+    trainer = make_trainer(max_epochs=1, limit_val_batches=1)  # 2 steps
     trainer.fit(model, data)
     for name in ("g_t2_to_t1", "g_t1_to_t2", "d_t1", "d_t2"):
         key = f"{name}.stem.conv.weight" if name.startswith("d") else f"{name}.head.conv.weight"
@@ -61,8 +61,8 @@ def test_mismatched_dims_are_named():
         CycleGAN(CycleGANGenerator(BackboneSpec(base_width=4)), PatchGANDiscriminator(3))
 
 
-def test_data_dims_must_match_network_dims(tmp_path):
-    trainer = cpu_trainer(tmp_path, max_steps=1)
+def test_data_dims_must_match_network_dims(make_trainer):
+    trainer = make_trainer(max_steps=1)
     with pytest.raises(ValueError, match=r"data.spatial_dims=3 .*spatial_dims=2"):
         trainer.fit(tiny_cyclegan(2), PhantomDataModule(3, 8))
 
@@ -87,11 +87,13 @@ def test_image_pool_returns_history_and_round_trips():
 
 
 @pytest.mark.parametrize("spatial_dims", DIMS)
-def test_checkpoint_is_self_describing_and_loads_without_lightning(tmp_path, spatial_dims):
+def test_checkpoint_is_self_describing_and_loads_without_lightning(
+    tmp_path, make_trainer, spatial_dims
+):
     torch.manual_seed(0)
     model = tiny_cyclegan(spatial_dims)
     data = PhantomDataModule(spatial_dims, size_for(spatial_dims))
-    trainer = cpu_trainer(tmp_path, max_steps=1, limit_val_batches=0)
+    trainer = make_trainer(max_steps=1, limit_val_batches=0)
     trainer.fit(model, data)
     path = tmp_path / "c.ckpt"
     trainer.save_checkpoint(path)
@@ -122,14 +124,14 @@ class RecordStart(Callback):
 
 
 @pytest.mark.slow
-def test_resume_continues_pool_and_schedule(tmp_path):
+def test_resume_continues_pool_and_schedule(tmp_path, make_trainer):
     """Stop after 2 epochs, resume from last.ckpt: epoch, step, pool, LR and schedule go on."""
     torch.manual_seed(0)
     data = PhantomDataModule(2, 16, n=4)
     kwargs = dict(epochs_constant=1, epochs_decay=3, pool_size=3, lr=1e-3)
     checkpoints = ModelCheckpoint(dirpath=tmp_path / "ckpt", save_last=True)
-    first = cpu_trainer(
-        tmp_path, max_epochs=2, enable_checkpointing=True, callbacks=[checkpoints],
+    first = make_trainer(
+        max_epochs=2, enable_checkpointing=True, callbacks=[checkpoints],
         limit_val_batches=0,
     )  # fmt: skip
     model = tiny_cyclegan(2, **kwargs)
@@ -139,8 +141,8 @@ def test_resume_continues_pool_and_schedule(tmp_path):
     assert saved_lr == pytest.approx(1e-3 * linear_decay(1, 3)(2))  # decayed after epoch 2
 
     record = RecordStart()
-    second = cpu_trainer(
-        tmp_path, max_epochs=3, enable_checkpointing=True, limit_val_batches=0,
+    second = make_trainer(
+        max_epochs=3, enable_checkpointing=True, limit_val_batches=0,
         callbacks=[record, ModelCheckpoint(dirpath=tmp_path / "ckpt2", save_last=True)],
     )  # fmt: skip
     fresh = tiny_cyclegan(2, **kwargs)  # different random weights and an empty pool
@@ -153,7 +155,7 @@ def test_resume_continues_pool_and_schedule(tmp_path):
 
 
 @pytest.mark.parametrize("spatial_dims", DIMS)
-def test_image_grid_callback_saves_png_and_calls_log_image(tmp_path, spatial_dims):
+def test_image_grid_callback_saves_png_and_calls_log_image(tmp_path, make_trainer, spatial_dims):
     logged = []
 
     class ImageLogger(CSVLogger):
@@ -162,8 +164,8 @@ def test_image_grid_callback_saves_png_and_calls_log_image(tmp_path, spatial_dim
 
     torch.manual_seed(0)
     grid = CycleGANImageGrid(n_images=2)
-    trainer = cpu_trainer(
-        tmp_path, max_epochs=1, logger=ImageLogger(tmp_path), callbacks=[grid],
+    trainer = make_trainer(
+        max_epochs=1, logger=ImageLogger(tmp_path), callbacks=[grid],
         limit_val_batches=1,
     )  # fmt: skip
     trainer.fit(

@@ -16,7 +16,6 @@ from gan_init.transfer import effective_state
 from tests.helpers import (
     BlobData,
     PhantomDataModule,
-    cpu_trainer,
     save_cyclegan,
     tiny_cyclegan,
     tiny_noise_gan,
@@ -92,14 +91,16 @@ class Recorder(TransferDiagnostics):
 
 
 @pytest.mark.parametrize("spatial_dims", FIT_DIMS)
-def test_reference_is_taken_after_the_transfer_and_distances_grow(tmp_path, spatial_dims):
+def test_reference_is_taken_after_the_transfer_and_distances_grow(
+    tmp_path, make_trainer, spatial_dims
+):
     source = tmp_path / "cyclegan.ckpt"
     cyclegan = save_cyclegan(source, tiny_spec(spatial_dims))
     gan = tiny_noise_gan(spatial_dims, "full")
     diag = Recorder(every_n_images=4, n_latents=8)
     transfer = WeightTransfer("cyclegan", source=str(source))
     schedule = ProgressiveSchedule(train_images=100, fade_images=0)  # stays at level 0
-    cpu_trainer(tmp_path, 2 * 4, [schedule, transfer, diag]).fit(gan, BlobData(spatial_dims))
+    make_trainer(2 * 4, [schedule, transfer, diag]).fit(gan, BlobData(spatial_dims))
 
     # w0 of the trunk is the CycleGAN's trunk (copied in on_fit_start), not the random init.
     expected = effective_state(cyclegan.g_t2_to_t1.trunk)
@@ -163,18 +164,16 @@ def test_reference_survives_save_and_load(tmp_path, spatial_dims):
     assert other.measure(gan)["diag/weight_dist/trunk"] > 0
 
 
-def test_resumed_fit_measures_against_the_true_start(tmp_path):
+def test_resumed_fit_measures_against_the_true_start(tmp_path, make_trainer):
     gan = tiny_noise_gan(2, "stem")
     first = Recorder(every_n_images=2, n_latents=6)
-    trainer = cpu_trainer(tmp_path, 2 * 2, [first])
+    trainer = make_trainer(2 * 2, [first])
     trainer.fit(gan, BlobData(2))
     ckpt = tmp_path / "run.ckpt"
     trainer.save_checkpoint(ckpt)
 
     resumed = Recorder(every_n_images=2, n_latents=6)
-    cpu_trainer(tmp_path, 2 * 3, [resumed]).fit(
-        tiny_noise_gan(2, "stem"), BlobData(2), ckpt_path=ckpt
-    )
+    make_trainer(2 * 3, [resumed]).fit(tiny_noise_gan(2, "stem"), BlobData(2), ckpt_path=ckpt)
     for part, ref in first.reference_weights.items():
         for name, w0 in ref.items():
             torch.testing.assert_close(resumed.reference_weights[part][name], w0, rtol=0, atol=0)
@@ -185,12 +184,12 @@ def test_resumed_fit_measures_against_the_true_start(tmp_path):
 
 
 @pytest.mark.parametrize("spatial_dims", FIT_DIMS)
-def test_keys_reach_the_csv_beside_images_shown(tmp_path, spatial_dims):
+def test_keys_reach_the_csv_beside_images_shown(tmp_path, make_trainer, spatial_dims):
     gan = tiny_noise_gan(spatial_dims, "full")
     logger = CSVLogger(tmp_path, name="csv", version="")
     schedule = ProgressiveSchedule(train_images=4, fade_images=0)
     diag = TransferDiagnostics(every_n_images=4, n_latents=4)
-    trainer = cpu_trainer(tmp_path, 2 * 5, [schedule, diag], logger=logger, log_every_n_steps=50)
+    trainer = make_trainer(2 * 5, [schedule, diag], logger=logger, log_every_n_steps=50)
     trainer.fit(gan, BlobData(spatial_dims))
     with open(tmp_path / "csv" / "metrics.csv", newline="") as f:
         rows = [r for r in csv.DictReader(f) if r.get("diag/weight_dist/trunk")]
@@ -203,11 +202,9 @@ def test_keys_reach_the_csv_beside_images_shown(tmp_path, spatial_dims):
     assert (tmp_path / "csv" / "hparams.yaml").read_text().count("diag/parts") == 1
 
 
-def test_rejects_unknown_part_and_other_models(tmp_path):
+def test_rejects_unknown_part_and_other_models(make_trainer):
     with pytest.raises(ValueError, match="unknown \\['trunkk'\\]"):
         TransferDiagnostics(parts=("trunkk",))
 
     with pytest.raises(TypeError, match="Remove the callback"):
-        cpu_trainer(tmp_path, 2, [TransferDiagnostics()]).fit(
-            tiny_cyclegan(2), PhantomDataModule(2)
-        )
+        make_trainer(2, [TransferDiagnostics()]).fit(tiny_cyclegan(2), PhantomDataModule(2))

@@ -14,7 +14,7 @@ from gan_init.callbacks import NoiseSampleGrid, ProgressiveSchedule, TrainingPro
 from gan_init.callbacks.image_grid import CycleGANImageGrid
 from gan_init.core.visualize import image_grid, mid_slice_montage, save_png
 from gan_init.metrics.memorization import save_closest_pairs
-from tests.helpers import BlobData, cpu_trainer, tiny_progan
+from tests.helpers import BlobData, tiny_progan
 
 SIZE = {2: 16, 3: 8}
 
@@ -110,7 +110,7 @@ def test_cyclegan_grid_has_n_images_rows_named_columns_and_a_readable_size(spati
 
 
 @pytest.mark.parametrize("spatial_dims", [2, 3])
-def test_noise_gan_logs_labelled_sample_grids_per_level(tmp_path, spatial_dims):
+def test_noise_gan_logs_labelled_sample_grids_per_level(tmp_path, make_trainer, spatial_dims):
     logged = []
 
     class ImageLogger(CSVLogger):
@@ -119,8 +119,8 @@ def test_noise_gan_logs_labelled_sample_grids_per_level(tmp_path, spatial_dims):
 
     gan = tiny_progan(spatial_dims, size=8)  # levels 4, 8
     samples = NoiseSampleGrid(every_n_images=8, n_samples=4)
-    trainer = cpu_trainer(
-        tmp_path, 200, [ProgressiveSchedule(train_images=4, fade_images=4, batch_size=4), samples],
+    trainer = make_trainer(
+        200, [ProgressiveSchedule(train_images=4, fade_images=4, batch_size=4), samples],
         logger=ImageLogger(tmp_path), reload_dataloaders_every_n_epochs=1,
     )  # fmt: skip
     data = BlobData(spatial_dims, batch_size=4, n=8)
@@ -137,9 +137,9 @@ def test_noise_gan_logs_labelled_sample_grids_per_level(tmp_path, spatial_dims):
     assert picture.shape[0] >= 2 * 128 and picture.shape[1] >= 2 * 2 * 128
 
 
-def test_progress_off_a_terminal_prints_images_level_and_time_left(tmp_path, capsys):
-    trainer = cpu_trainer(
-        tmp_path, -1, [
+def test_progress_off_a_terminal_prints_images_level_and_time_left(make_trainer, capsys):
+    trainer = make_trainer(
+        -1, [
             ProgressiveSchedule(train_images=4, fade_images=4, batch_size=4),
             TrainingProgress(every_seconds=3600, every_percent=25, terminal=False),
         ],

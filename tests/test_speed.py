@@ -17,7 +17,7 @@ from gan_init.networks import (
     PatchGANDiscriminator,
     ProgressiveDiscriminator,
 )
-from tests.helpers import PhantomDataModule, cpu_trainer, tiny_cyclegan
+from tests.helpers import PhantomDataModule, tiny_cyclegan
 
 SIZE = {2: 16, 3: 8}
 
@@ -89,13 +89,13 @@ def test_grad_norm_equals_concatenated_norm():
 
 
 @pytest.mark.parametrize("d", [2, 3])
-def test_cyclegan_trains_with_bf16_and_channels_last(tmp_path, d):
+def test_cyclegan_trains_with_bf16_and_channels_last(make_trainer, d):
     torch.manual_seed(0)
     model = tiny_cyclegan(d, pool_size=2)
     before = copy.deepcopy(model.g_t2_to_t1.state_dict())
     callback = SpeedOptions(channels_last=True)
-    trainer = cpu_trainer(
-        tmp_path, precision="bf16-mixed", max_steps=2, limit_val_batches=0, callbacks=[callback]
+    trainer = make_trainer(
+        precision="bf16-mixed", max_steps=2, limit_val_batches=0, callbacks=[callback]
     )
     trainer.fit(model, PhantomDataModule(spatial_dims=d, size=SIZE[d]))
     fmt = speed.memory_format(d)

@@ -14,7 +14,6 @@ from gan_init.transfer import effective_state
 from tests.helpers import (
     BlobData,
     PhantomDataModule,
-    cpu_trainer,
     save_cyclegan,
     tiny_cyclegan,
     tiny_noise_gan,
@@ -62,16 +61,17 @@ def g_requires_grad(pl_module, prefix: str) -> bool:
 
 
 @pytest.fixture
-def source(tmp_path):
-    save_cyclegan(tmp_path / "cyclegan.ckpt", tiny_spec(2))
-    return tmp_path / "cyclegan.ckpt"
+def source(saved_cyclegan):
+    return saved_cyclegan.path
 
 
-def test_fit_start_transfers_and_ema_starts_from_the_transferred_weights(tmp_path, source):
+def test_fit_start_transfers_and_ema_starts_from_the_transferred_weights(
+    tmp_path, make_trainer, source
+):
     gan = tiny_noise_gan(2, "stem")
     probe = Probe()
     transfer = WeightTransfer("cyclegan", source=str(source))
-    cpu_trainer(tmp_path, 2, [transfer, probe]).fit(gan, BlobData(2))
+    make_trainer(2, [transfer, probe]).fit(gan, BlobData(2))
     expected = effective_state(save_cyclegan(tmp_path / "again.ckpt", tiny_spec(2)).g_t2_to_t1)
     start = probe.at_train_start
     torch.testing.assert_close(start["trunk"], expected["trunk.blocks.0.conv1.weight"])
@@ -80,12 +80,12 @@ def test_fit_start_transfers_and_ema_starts_from_the_transferred_weights(tmp_pat
 
 
 @pytest.mark.slow
-def test_freezing_stops_updates_and_releasing_restores_them(tmp_path, source):
+def test_freezing_stops_updates_and_releasing_restores_them(make_trainer, source):
     # Stem growth: every part runs from level 0, so the 4 images count from the start.
     gan = tiny_noise_gan(2, "stem")
     probe = Probe()
     transfer = WeightTransfer("cyclegan_frozen", source=str(source), freeze_images=4)
-    cpu_trainer(tmp_path, 2 * 4, [transfer, probe]).fit(gan, BlobData(2, batch_size=2))
+    make_trainer(2 * 4, [transfer, probe]).fit(gan, BlobData(2, batch_size=2))
     rows = probe.rows
     assert [r["images"] for r in rows] == [0, 2, 4, 6]
     assert [r["trunk_grad"] for r in rows] == [False, False, True, True]
@@ -98,22 +98,22 @@ def test_freezing_stops_updates_and_releasing_restores_them(tmp_path, source):
 
 
 @pytest.mark.slow
-def test_full_growth_keeps_parts_frozen_until_their_level(tmp_path, source):
+def test_full_growth_keeps_parts_frozen_until_their_level(make_trainer, source):
     gan = tiny_noise_gan(2, "full")  # levels 2, 4, 8, 16; the trunk runs from level 1
     probe = Probe()
     schedule = ProgressiveSchedule(train_images=4, fade_images=0)  # level 1 from 4 images on
     transfer = WeightTransfer("cyclegan_frozen", source=str(source), freeze_images=4)
-    cpu_trainer(tmp_path, 2 * 5, [schedule, transfer, probe]).fit(gan, BlobData(2))
+    make_trainer(2 * 5, [schedule, transfer, probe]).fit(gan, BlobData(2))
     # Level 1 is reached at 4 images, so the trunk is released at 4 + 4.
     assert [r["images"] for r in probe.rows] == [0, 2, 4, 6, 8]
     assert [r["trunk_grad"] for r in probe.rows] == [False, False, False, False, True]
     assert transfer.level_reached_at == {0: 0, 1: 4, 2: 8}
 
 
-def test_resume_transfers_nothing_and_keeps_the_freeze_plan(tmp_path, source):
+def test_resume_transfers_nothing_and_keeps_the_freeze_plan(tmp_path, make_trainer, source):
     gan = tiny_noise_gan(2, "stem")
     transfer = WeightTransfer("cyclegan_frozen", source=str(source), freeze_images=1000)
-    trainer = cpu_trainer(tmp_path, 2 * 2, [transfer])
+    trainer = make_trainer(2 * 2, [transfer])
     trainer.fit(gan, BlobData(2))
     ckpt = tmp_path / "run.ckpt"
     trainer.save_checkpoint(ckpt)
@@ -125,7 +125,7 @@ def test_resume_transfers_nothing_and_keeps_the_freeze_plan(tmp_path, source):
     resumed = tiny_noise_gan(2, "stem", seed=9)
     probe = Probe()
     again = WeightTransfer("cyclegan_frozen", source=str(other), freeze_images=1000)
-    cpu_trainer(tmp_path, 2 * 3, [again, probe]).fit(resumed, BlobData(2), ckpt_path=ckpt)
+    make_trainer(2 * 3, [again, probe]).fit(resumed, BlobData(2), ckpt_path=ckpt)
     start = probe.at_train_start
     torch.testing.assert_close(start["trunk"], saved["generator.trunk.blocks.0.conv1.weight"])
     torch.testing.assert_close(
@@ -136,12 +136,12 @@ def test_resume_transfers_nothing_and_keeps_the_freeze_plan(tmp_path, source):
     assert again.summary == transfer.summary  # the original run's summary, not a new one
 
 
-def test_summary_goes_to_json_and_loggers(tmp_path, source, caplog):
+def test_summary_goes_to_json_and_loggers(tmp_path, make_trainer, source, caplog):
     gan = tiny_noise_gan(2, "full")
     logger = CSVLogger(tmp_path, name="csv", version="")
     transfer = WeightTransfer("cyclegan_g_and_d", source=str(source))
     with caplog.at_level("INFO"):
-        cpu_trainer(tmp_path, 2, [transfer], logger=logger).fit(gan, BlobData(2))
+        make_trainer(2, [transfer], logger=logger).fit(gan, BlobData(2))
     summary = json.loads((tmp_path / "csv" / "transfer_summary.json").read_text())
     assert summary["init_strategy"] == "cyclegan_g_and_d" and summary["source"] == str(source)
     assert [c["to"] for c in summary["copies"]] == [
@@ -157,24 +157,22 @@ def test_summary_goes_to_json_and_loggers(tmp_path, source, caplog):
     assert "latent_stem" in caplog.text
 
 
-def test_scratch_copies_nothing_and_reports_it(tmp_path):
+def test_scratch_copies_nothing_and_reports_it(tmp_path, make_trainer):
     gan = tiny_noise_gan(2, "stem")
     before = {k: v.clone() for k, v in gan.generator.state_dict().items()}
     transfer = WeightTransfer("scratch")
-    cpu_trainer(tmp_path, 0, [transfer]).fit(gan, BlobData(2))
+    make_trainer(0, [transfer]).fit(gan, BlobData(2))
     assert all(torch.equal(before[k], v) for k, v in gan.generator.state_dict().items())
     assert transfer.summary["parts"]["total"]["copied_tensors"] == 0
     assert (tmp_path / "transfer_summary.json").is_file()
 
 
-def test_callback_errors_are_named(tmp_path, source):
+def test_callback_errors_are_named(make_trainer, source):
     with pytest.raises(ValueError, match="did you mean 'cyclegan'"):
         WeightTransfer("cyclegn")
     with pytest.raises(ValueError, match="no source was given"):
-        cpu_trainer(tmp_path, 2, [WeightTransfer("cyclegan")]).fit(
-            tiny_noise_gan(2, "stem"), BlobData(2)
-        )
+        make_trainer(2, [WeightTransfer("cyclegan")]).fit(tiny_noise_gan(2, "stem"), BlobData(2))
     with pytest.raises(TypeError, match="starts a noise GAN.*CycleGAN"):
-        cpu_trainer(tmp_path, 2, [WeightTransfer("cyclegan", source=str(source))]).fit(
+        make_trainer(2, [WeightTransfer("cyclegan", source=str(source))]).fit(
             tiny_cyclegan(2), PhantomDataModule(2)
         )

@@ -16,14 +16,14 @@ def transfers(cli) -> list[WeightTransfer]:
     return [cb for cb in cli.trainer.callbacks if isinstance(cb, WeightTransfer)]
 
 
-def test_shortcut_flags_add_and_run_the_transfer(tmp_path):
-    cyclegan = save_cyclegan(tmp_path / "c.ckpt", tiny_spec(2))
+def test_shortcut_flags_add_and_run_the_transfer(tmp_path, saved_cyclegan):
+    cyclegan = saved_cyclegan.model
     cli = GanInitCLI(
         args=["fit", "--config", noise_config(tmp_path), "--init_strategy", "cyclegan",
-              "--source", str(tmp_path / "c.ckpt")]
+              "--source", str(saved_cyclegan.path)]
     )  # fmt: skip
     (transfer,) = transfers(cli)
-    assert transfer.init_strategy == "cyclegan" and transfer.source == str(tmp_path / "c.ckpt")
+    assert transfer.init_strategy == "cyclegan" and transfer.source == str(saved_cyclegan.path)
     summary = json.loads((tmp_path / "run" / "transfer_summary.json").read_text())
     assert summary["parts"]["trunk"]["copied_tensors"] == 4
     # The generator was then trained two steps; the EMA started from the transferred head.
@@ -31,8 +31,7 @@ def test_shortcut_flags_add_and_run_the_transfer(tmp_path):
     assert torch.allclose(ema_head, cyclegan.g_t2_to_t1.head.conv.weight, atol=1e-3)
 
 
-def test_sweep_style_flags_configure_the_yaml_callback(tmp_path):
-    save_cyclegan(tmp_path / "c.ckpt", tiny_spec(2))
+def test_sweep_style_flags_configure_the_yaml_callback(tmp_path, saved_cyclegan):
     callbacks = [
         {
             "class_path": "gan_init.callbacks.WeightTransfer",

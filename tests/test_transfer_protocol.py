@@ -18,7 +18,6 @@ from gan_init.transfer.transfer import frozen_now, release_points
 from tests.helpers import (
     SIZE,
     BlobData,
-    cpu_trainer,
     reference_generator,
     save_cyclegan,
     tiny_cyclegan,
@@ -55,7 +54,9 @@ def test_cyclegan_checkpoint_records_the_scale_it_trained_at(spatial_dims):
 
 
 @pytest.mark.parametrize("spatial_dims", [2, 3])
-def test_transfer_across_scales_is_refused_naming_both_sizes_and_the_fix(tmp_path, spatial_dims):
+def test_transfer_across_scales_is_refused_naming_both_sizes_and_the_fix(
+    tmp_path, make_trainer, spatial_dims
+):
     size = SIZE[spatial_dims]
     save_cyclegan(tmp_path / "c.ckpt", tiny_spec(spatial_dims), image_size=2 * size)
     gan = tiny_noise_gan(spatial_dims, "stem")
@@ -64,7 +65,7 @@ def test_transfer_across_scales_is_refused_naming_both_sizes_and_the_fix(tmp_pat
     with pytest.raises(
         ValueError, match=rf"trained at image size {shape} but the noise GAN renders {size}"
     ) as err:
-        cpu_trainer(tmp_path, 0, [WeightTransfer("cyclegan", source=str(tmp_path / "c.ckpt"))]).fit(
+        make_trainer(0, [WeightTransfer("cyclegan", source=str(tmp_path / "c.ckpt"))]).fit(
             gan, BlobData(spatial_dims)
         )
     message = str(err.value)
@@ -74,14 +75,12 @@ def test_transfer_across_scales_is_refused_naming_both_sizes_and_the_fix(tmp_pat
 
 
 @pytest.mark.parametrize("spatial_dims", [2, 3])
-def test_opt_in_transfers_across_scales_and_records_the_ratio(tmp_path, spatial_dims):
+def test_opt_in_transfers_across_scales_and_records_the_ratio(tmp_path, make_trainer, spatial_dims):
     size = SIZE[spatial_dims]
     path = tmp_path / "c.ckpt"
     save_cyclegan(path, tiny_spec(spatial_dims), image_size=2 * size, voxel_spacing=2.0)
     transfer = WeightTransfer("cyclegan", source=str(path), allow_scale_mismatch=True)
-    cpu_trainer(tmp_path, 0, [transfer]).fit(
-        tiny_noise_gan(spatial_dims, "full"), BlobData(spatial_dims)
-    )
+    make_trainer(0, [transfer]).fit(tiny_noise_gan(spatial_dims, "full"), BlobData(spatial_dims))
     summary = json.loads((tmp_path / "transfer_summary.json").read_text())
     assert summary["source_image_size"] == 2 * size and summary["target_image_size"] == size
     assert summary["scale_ratio"] == 2.0 and summary["source_voxel_spacing"] == 2.0
@@ -89,20 +88,20 @@ def test_opt_in_transfers_across_scales_and_records_the_ratio(tmp_path, spatial_
     # Matching sizes need no opt-in and record ratio 1.
     save_cyclegan(path, tiny_spec(spatial_dims))
     transfer = WeightTransfer("cyclegan", source=str(path))
-    cpu_trainer(tmp_path, 0, [transfer]).fit(
-        tiny_noise_gan(spatial_dims, "full"), BlobData(spatial_dims)
-    )
+    make_trainer(0, [transfer]).fit(tiny_noise_gan(spatial_dims, "full"), BlobData(spatial_dims))
     assert transfer.summary["scale_ratio"] == 1.0
 
 
 @pytest.mark.parametrize("spatial_dims", [2, 3])
-def test_canonical_file_has_no_size_accepted_as_unknown_with_one_warning(tmp_path, spatial_dims):
+def test_canonical_file_has_no_size_accepted_as_unknown_with_one_warning(
+    tmp_path, make_trainer, spatial_dims
+):
     path = tmp_path / "latest_net_G_B.pth"
     torch.save(reference_generator(ngf=8, n_blocks=2, d=spatial_dims).state_dict(), path)
     spec = BackboneSpec(spatial_dims=spatial_dims, base_width=8, n_down=2, n_blocks=2)
     transfer = WeightTransfer("cyclegan", source=str(path))
     with pytest.warns(UserWarning, match="does not record the image size") as warned:
-        cpu_trainer(tmp_path, 0, [transfer]).fit(
+        make_trainer(0, [transfer]).fit(
             tiny_noise_gan(spatial_dims, "stem", spec), BlobData(spatial_dims)
         )
     assert len([w for w in warned if "image size" in str(w.message)]) == 1
@@ -157,29 +156,29 @@ def test_sweep_schedules_release_every_frozen_part_before_they_end(config, grow)
     assert max(released.values()) < total
 
 
-def test_freeze_fraction_needs_a_schedule_or_an_absolute_length(tmp_path):
-    save_cyclegan(tmp_path / "c.ckpt", tiny_spec(2))
-    transfer = WeightTransfer("cyclegan_frozen", source=str(tmp_path / "c.ckpt"))
+def test_freeze_fraction_needs_a_schedule_or_an_absolute_length(saved_cyclegan, make_trainer):
+    transfer = WeightTransfer("cyclegan_frozen", source=str(saved_cyclegan.path))
     with pytest.raises(
         ValueError, match=r"no gan_init.callbacks.ProgressiveSchedule.*--freeze_images N"
     ):
-        cpu_trainer(tmp_path, 0, [transfer]).fit(tiny_noise_gan(2, "stem"), BlobData(2))
+        make_trainer(0, [transfer]).fit(tiny_noise_gan(2, "stem"), BlobData(2))
     with pytest.raises(ValueError, match=r"freeze_fraction=1.0: expected 0 <= fraction < 1"):
         WeightTransfer("cyclegan_frozen", freeze_fraction=1.0)
 
 
 @pytest.mark.parametrize("spatial_dims", [2, 3])
-def test_release_point_is_in_the_summary_and_the_logs(tmp_path, spatial_dims, caplog):
+def test_release_point_is_in_the_summary_and_the_logs(
+    tmp_path, saved_cyclegan, make_trainer, spatial_dims, caplog
+):
     from pytorch_lightning.loggers import CSVLogger
 
-    save_cyclegan(tmp_path / "c.ckpt", tiny_spec(spatial_dims))
     gan = tiny_noise_gan(spatial_dims, "stem")  # 2 levels: the renderer runs from level 0
     schedule = ProgressiveSchedule(train_images=4, fade_images=0)  # 8 images in all
     transfer = WeightTransfer(
-        "cyclegan_frozen", source=str(tmp_path / "c.ckpt"), freeze_fraction=0.5
+        "cyclegan_frozen", source=str(saved_cyclegan.path), freeze_fraction=0.5
     )
     logger = CSVLogger(tmp_path, name="csv", version="")
-    trainer = cpu_trainer(tmp_path, 2 * 4, [schedule, transfer], logger=logger, log_every_n_steps=1)
+    trainer = make_trainer(2 * 4, [schedule, transfer], logger=logger, log_every_n_steps=1)
     with caplog.at_level("INFO"):
         trainer.fit(gan, BlobData(spatial_dims))
     summary = json.loads((tmp_path / "csv" / "transfer_summary.json").read_text())
