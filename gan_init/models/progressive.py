@@ -3,7 +3,9 @@
 Losses: WGAN-GP (Gulrajani et al. 2017, eq. 3, lambda = 10) plus the drift term
 ``eps_drift * E[D(x)^2]`` with ``eps_drift = 1e-3`` (Karras et al. 2018, appendix A.1). Adam
 lr 1e-3, betas (0, 0.99). The networks are injected; the schedule (level, alpha, batch size) and
-the EMA of G are driven by callbacks (``gan_init.callbacks``).
+the EMA of G are driven by callbacks (``gan_init.callbacks``). Optionally the critic sees
+differentiably augmented images (``augment``, DiffAugment, Zhao et al. 2020), and ``stress``
+scales both learning rates (a knob that makes training fail more often, issue 21).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from gan_init.core.seeding import step_generator
 from gan_init.core.speed import fp32_outputs, is_logging_step
 from gan_init.networks.progressive import NoiseGenerator, ProgressiveDiscriminator
 from gan_init.nn.blocks import downsample2x, upsample2x
+from gan_init.nn.diffaugment import DiffAugment
 
 CHECKPOINT_FORMAT = 1
 # Checkpoint key of the seed of the training streams (latents, gradient-penalty mixing).
@@ -113,6 +116,16 @@ def lr_param_groups(
     return list(groups.values())
 
 
+def check_stress(stress: float) -> float:
+    """``stress`` as a float, refused in one line unless finite and > 0."""
+    if not 0.0 < float(stress) < float("inf"):
+        raise ValueError(
+            f"--model.init_args.stress={stress}: expected a finite learning-rate multiplier > 0 "
+            "(1: the tuned rates; above 1 training fails more often)"
+        )
+    return float(stress)
+
+
 def _grad_norm(params: list[nn.Parameter]) -> Tensor:
     """Total L2 norm of the gradients (before the optimizer step)."""
     grads = [p.grad.detach() for p in params if p.grad is not None]
@@ -140,6 +153,13 @@ class ProgressiveGAN(LightningModule):
         lr_mult: learning-rate multipliers by module path prefix (``{"generator.trunk": 0.25}``),
             as Adam parameter groups; the longest matching prefix wins. A property of the model,
             the same for every init strategy. The effective rates are in ``hparams.lr_effective``.
+        augment: a DiffAugment policy for the critic's inputs (``"translation,cutout,contrast"``;
+            ops in ``gan_init.nn.diffaugment.AUGMENTATIONS``): real and fake images in the critic
+            step, the gradient penalty's inputs, and the fakes of the generator step, each batch
+            with its own draw. None: off (the critic sees the images as they are).
+        stress: what makes training fail more often, applied to every arm alike (issue 21 item
+            4): a multiplier of the learning rate of G and D alike (both Adam optimizers, every
+            parameter group, on top of ``lr_mult``); 1 is the tuned setting. Any finite > 0.
     """
 
     def __init__(
@@ -151,6 +171,8 @@ class ProgressiveGAN(LightningModule):
         gp_weight: float = 10.0,
         drift_weight: float = 1e-3,
         lr_mult: dict[str, float] | None = None,
+        augment: str | None = None,
+        stress: float = 1.0,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["generator", "discriminator"])
@@ -167,6 +189,10 @@ class ProgressiveGAN(LightningModule):
         self.generator = fp32_outputs(generator)
         self.discriminator = fp32_outputs(discriminator)
         self.lr_mult = check_lr_mult(self, lr_mult or {})
+        self.stress = check_stress(stress)
+        self.augment = (
+            None if augment is None else DiffAugment(augment, option="--model.init_args.augment")
+        )
         # The EMA copy of G (Karras et al. 2018, sec. 4.1 / appendix A.1) is part of the
         # state_dict, so checkpoints carry it; the EMA callback updates it.
         self.generator_ema = copy.deepcopy(generator).requires_grad_(False)
@@ -180,11 +206,11 @@ class ProgressiveGAN(LightningModule):
 
     @property
     def hparams_initial(self) -> AttributeDict:
-        """The init arguments plus ``lr_effective`` (each ``lr_mult`` part's learning rate), as
-        the loggers receive them. Checkpoints store ``hparams`` (init arguments only), which a
-        resume passes back to ``__init__``."""
+        """The init arguments plus ``lr_effective`` (each ``lr_mult`` part's learning rate, with
+        ``stress``), as the loggers receive them. Checkpoints store ``hparams`` (init arguments
+        only), which a resume passes back to ``__init__``."""
         hparams = super().hparams_initial
-        lr = hparams.get("lr", self.hparams.lr)
+        lr = hparams.get("lr", self.hparams.lr) * self.stress
         hparams["lr_effective"] = {"default": lr, **{p: lr * m for p, m in self.lr_mult.items()}}
         return hparams
 
@@ -246,7 +272,7 @@ class ProgressiveGAN(LightningModule):
     # ---- training ---------------------------------------------------------------------------
 
     def configure_optimizers(self) -> list[torch.optim.Optimizer]:
-        lr, betas = self.hparams.lr, tuple(float(b) for b in self.hparams.betas)
+        lr, betas = self.hparams.lr * self.stress, tuple(float(b) for b in self.hparams.betas)
         return [
             torch.optim.Adam(
                 lr_param_groups(getattr(self, net), net, lr, self.lr_mult), betas=betas
@@ -265,10 +291,21 @@ class ProgressiveGAN(LightningModule):
         rng = self._generator(purpose)
         return torch.randn(n, self.latent_dim, device=self.device, generator=rng)
 
+    def _augmented(self, images: Tensor, purpose: str) -> Tensor:
+        """``images`` as the critic sees them: DiffAugment'ed from the step's stream for
+        ``purpose`` when ``augment`` is set (differentiable), else unchanged."""
+        if self.augment is None:
+            return images
+        return self.augment(images, self._generator(purpose))
+
     def _d_step(self, real: Tensor, opt: torch.optim.Optimizer) -> dict[str, Tensor]:
-        """Critic update: ``D(fake) - D(real) + lambda * GP + eps_drift * D(real)^2``."""
+        """Critic update: ``D(fake) - D(real) + lambda * GP + eps_drift * D(real)^2``, on
+        augmented real and fake images when ``augment`` is set (the penalty too: it constrains
+        the critic where it is evaluated)."""
         with torch.no_grad():
             fake = self.generator(self._latents(real.shape[0], "latents_d"))
+        real = self._augmented(real, "augment_real")
+        fake = self._augmented(fake, "augment_fake_d")
         d_real = self.discriminator(real)
         d_fake = self.discriminator(fake)
         gp = gradient_penalty(self.discriminator, real, fake, generator=self._generator("gp"))
@@ -282,9 +319,11 @@ class ProgressiveGAN(LightningModule):
         return {"loss_d": loss, "gp": gp, "drift": drift, "grad_norm_d": grad_norm}
 
     def _g_step(self, batch_size: int, opt: torch.optim.Optimizer) -> dict[str, Tensor]:
-        """Generator update: ``-D(G(z))``."""
+        """Generator update: ``-D(T(G(z)))``, ``T`` the augmentation (identity without
+        ``augment``), differentiated through."""
         self.discriminator.requires_grad_(False)
-        loss = -self.discriminator(self.generator(self._latents(batch_size, "latents_g"))).mean()
+        fake = self._augmented(self.generator(self._latents(batch_size, "latents_g")), "augment_g")
+        loss = -self.discriminator(fake).mean()
         opt.zero_grad(set_to_none=True)
         self.manual_backward(loss)
         self.discriminator.requires_grad_(True)
@@ -347,7 +386,7 @@ def load_noise_gan(path: str) -> ProgressiveGAN:
     hparams = {
         k: v
         for k, v in checkpoint.get("hyper_parameters", {}).items()
-        if k in ("lr", "betas", "gp_weight", "drift_weight", "lr_mult")
+        if k in ("lr", "betas", "gp_weight", "drift_weight", "lr_mult", "augment", "stress")
     }
     model = ProgressiveGAN(
         NoiseGenerator.from_config(networks["generator"]),
