@@ -21,6 +21,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 
 from gan_init.callbacks.evaluation import run_dir
 from gan_init.core.files import write_json
+from gan_init.runs import DIVERGENCE
 
 
 class StabilityCallback(Callback):
@@ -94,7 +95,7 @@ class StabilityCallback(Callback):
                     if k in (*self.losses, *self.grad_norms) and isinstance(v, torch.Tensor)
                 },
             }
-            write_json(folder / "divergence.json", record)
+            write_json(folder / DIVERGENCE, record)
 
     def state_dict(self) -> dict[str, Any]:
         return {"diverged": self.diverged, "reason": self.reason}

@@ -21,6 +21,7 @@ from pytorch_lightning.loggers import WandbLogger
 from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
 
 from gan_init.callbacks.progressive import ProgressiveSchedule
+from gan_init.runs import TRANSFER_SUMMARY
 from gan_init.transfer.source import TransferSource
 from gan_init.transfer.strategies import INIT_STRATEGIES, FreezeRule
 from gan_init.transfer.transfer import (
@@ -35,7 +36,7 @@ from gan_init.transfer.transfer import (
     transfer_summary,
 )
 
-SUMMARY_FILE = "transfer_summary.json"
+SUMMARY_FILE = TRANSFER_SUMMARY  # gan_init.runs
 
 
 def check_strategy(name: str) -> str:

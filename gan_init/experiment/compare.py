@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from gan_init.callbacks.samples import fixed_latent_grids
-from gan_init.core.files import read_json, write_atomic
+from gan_init.core.files import write_atomic
 from gan_init.experiment.report import X_KEY, read_run_curves
+from gan_init.runs import SUMMARY, RunSummary
 
 # Shown first, in this order, when present; other eval/* keys follow alphabetically.
 FIRST = ("eval/swd", "eval/fid", "eval/kid", "eval/precision", "eval/recall", "eval/msssim_fake")
@@ -130,10 +131,10 @@ def compare_runs(run_dirs: list[Path], out_dir: Path) -> Path:
     """Write ``comparison.md`` and ``comparison.png`` for finished runs; returns the Markdown."""
     summaries = []
     for run_dir in run_dirs:
-        summary = read_json(Path(run_dir) / "summary.json")
-        if not summary:
-            raise ValueError(f"{run_dir}: no summary.json (run `gan-init pipeline` for it first)")
-        summaries.append(summary)
+        summary = RunSummary.read(run_dir)
+        if summary is None:
+            raise ValueError(f"{run_dir}: no {SUMMARY} (run `gan-init pipeline` for it first)")
+        summaries.append(summary.to_dict())
     out_dir.mkdir(parents=True, exist_ok=True)
     figure = comparison_figure(summaries, out_dir / "comparison.png")
     text = comparison_markdown(summaries, figure.name if figure else None)

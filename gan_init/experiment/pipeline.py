@@ -35,6 +35,27 @@ from gan_init.core.files import read_json, read_state, write_atomic, write_json
 from gan_init.core.processes import Interrupted, run_child, run_lock
 from gan_init.core.registry import check_choice
 from gan_init.core.threads import current_threads
+from gan_init.runs import (
+    CHECKPOINTS,
+    CONFIG,
+    CSV_DIR,
+    DIVERGENCE,
+    DONE,
+    ENDED,
+    INTERRUPTED,
+    LOG,
+    METRICS_CSV,
+    METRICS_FINAL,
+    RUNNING,
+    SAMPLES,
+    SUMMARY,
+    SUMMARY_MD,
+    SWEEP_RUN_ENV,
+    RunSummary,
+    find_artifact,
+    last_checkpoint,
+    read_artifact,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIGS = REPO / "experiments" / "configs"
@@ -171,7 +192,7 @@ def resolve_config(
             args.update(save_dir=str(run_dir), name=run_name, group=group)
             args.setdefault("project", "gan-init")
         elif kind == "CSVLogger":
-            args.update(save_dir=str(run_dir), name="csv", version="")
+            args.update(save_dir=str(run_dir), name=CSV_DIR, version="")
         elif "save_dir" in args:
             args["save_dir"] = str(run_dir)
     data = config.get("data") or {}
@@ -184,7 +205,7 @@ def resolve_config(
             "ModelCheckpoint"
         ):
             args = callback.setdefault("init_args", {})
-            args["dirpath"] = str(run_dir / "checkpoints")
+            args["dirpath"] = str(run_dir / CHECKPOINTS)
             # One last.ckpt whatever the folder's path: with the counter, a moved or copied run
             # folder resumes into last-v1.ckpt while the pipeline reads last.ckpt.
             args["enable_version_counter"] = False
@@ -210,7 +231,7 @@ def _fit(
     with run_lock(run_dir, "gan-init fit", wait=True, name=TRAINER_LOCK):
         pass
     cmd = [sys.executable, "-m", "gan_init", "fit", "--config", str(config_file), *args]
-    last = run_dir / "checkpoints" / "last.ckpt"
+    last = last_checkpoint(run_dir)
     if last.is_file():
         cmd += ["--ckpt_path", str(last)]  # resume: Lightning restores weights, loops, callbacks
     print(f"$ {shlex.join(cmd)}", flush=True)
@@ -246,7 +267,7 @@ def _run_cyclegan_locked(
     opts: PipelineOptions, base: dict[str, Any], extra: list[str], key: str, run_dir: Path
 ) -> Path:
     done = read_state(
-        run_dir / "done.json",
+        run_dir / DONE,
         check=lambda d: None if "checkpoint" in d else "no 'checkpoint' key",
         recover="Run the same command again: the stage resumes from checkpoints/last.ckpt",
     )
@@ -256,19 +277,19 @@ def _run_cyclegan_locked(
     config = resolve_config(
         base, run_dir, seed=opts.seed, run_name=run_dir.name, group=f"cyclegan-{opts.dims}d"
     )
-    config_file = run_dir / "config.yaml"
+    config_file = run_dir / CONFIG
     write_atomic(config_file, yaml.safe_dump(config, sort_keys=False))
     start = time.time()
     code = _fit(
-        config_file, extra, run_dir, env=_env(run_dir, shared_stage=True), log=run_dir / "log.txt"
+        config_file, extra, run_dir, env=_env(run_dir, shared_stage=True), log=run_dir / LOG
     )
-    last = run_dir / "checkpoints" / "last.ckpt"
+    last = last_checkpoint(run_dir)
     if code != 0 or not last.is_file():
-        raise RuntimeError(f"CycleGAN stage failed (exit code {code}); see {run_dir / 'log.txt'}")
+        raise RuntimeError(f"CycleGAN stage failed (exit code {code}); see {run_dir / LOG}")
     checkpoint, selected = selected_checkpoint(last)
     print(f"CycleGAN stage: the noise GAN starts from {checkpoint} ({selected['rule']})")
     write_json(
-        run_dir / "done.json",
+        run_dir / DONE,
         {
             "checkpoint": str(checkpoint),
             "selected": selected,
@@ -337,7 +358,7 @@ def cyclegan_record(checkpoint: Path | None) -> dict[str, Any] | None:
     if checkpoint is None:
         return None
     run_dir = checkpoint.parent.parent
-    done = read_json(run_dir / "done.json") or {}
+    done = read_json(run_dir / DONE) or {}
     return {"checkpoint": str(checkpoint), "val": done.get("val") or last_values(run_dir, "val/")}
 
 
@@ -351,11 +372,6 @@ def noise_run_dir(opts: PipelineOptions, grow: str) -> Path:
 def _grow_of(config: dict[str, Any]) -> str:
     generator = config.get("model", {}).get("init_args", {}).get("generator", {})
     return generator.get("init_args", {}).get("grow", "full")
-
-
-def _find(run_dir: Path, name: str) -> Path | None:
-    hits = sorted(run_dir.rglob(name), key=lambda p: p.stat().st_mtime)
-    return hits[-1] if hits else None
 
 
 def _check_summary(summary: dict[str, Any]) -> str | None:
@@ -377,13 +393,13 @@ def run_pipeline(opts: PipelineOptions) -> dict[str, Any]:
 def _run_pipeline_locked(
     opts: PipelineOptions, noise_base: dict[str, Any], grow: str, run_dir: Path
 ) -> dict[str, Any]:
-    summary_file = run_dir / "summary.json"
+    summary_file = run_dir / SUMMARY
     previous = read_state(
         summary_file,
         check=_check_summary,
         recover="Run the same command again: the run resumes from checkpoints/last.ckpt",
     )
-    if previous and previous.get("status") in ("finished", "diverged") and not opts.force:
+    if previous and previous.get("status") in ENDED and not opts.force:
         print(f"{run_dir}: already {previous['status']}; skipping (--force to run again)")
         return previous
 
@@ -406,23 +422,21 @@ def _run_pipeline_locked(
         if not disc.get("patch_stem"):
             print("cyclegan_g_and_d: the discriminator's top block takes the PatchGAN stem shape")
             disc["patch_stem"] = True
-    config_file = run_dir / "config.yaml"
+    config_file = run_dir / CONFIG
     write_atomic(config_file, yaml.safe_dump(config, sort_keys=False))
     args = [*opts.stage_args("noise"), "--init_strategy", opts.init_strategy]
     if source is not None:
         args += ["--source", str(source)]
     identity = _identity(opts, grow, source)
-    write_json(summary_file, {"status": "running", "run_dir": str(run_dir), **identity})
+    RunSummary.from_dict({"status": RUNNING, "run_dir": str(run_dir), **identity}).write()
     env = _env(run_dir, shared_stage=False)
-    log = run_dir / "log.txt"
+    log = run_dir / LOG
     try:
         code = _fit(config_file, args, run_dir, env=env, log=log)
         outcome = _outcome(opts, run_dir, code, env=env, log=log)
     except Interrupted as stop:
-        write_json(
-            summary_file,
-            {"status": "interrupted", "signal": stop.signum, "run_dir": str(run_dir), **identity},
-        )
+        interrupted = {"status": INTERRUPTED, "signal": stop.signum, "run_dir": str(run_dir)}
+        RunSummary.from_dict({**interrupted, **identity}).write()
         raise
     summary = {
         "exit_code": code,
@@ -431,11 +445,12 @@ def _run_pipeline_locked(
         "seconds": round(time.time() - start, 1),
         "threads": current_threads(),  # CPU threads per process (gan_init.core.threads)
         **outcome,
-        "metrics_csv": str(_find(run_dir, "metrics.csv") or ""),
+        "metrics_csv": str(find_artifact(run_dir, METRICS_CSV) or ""),
         "cyclegan": cyclegan_record(source),
     }
+    summary = RunSummary.from_dict(summary).to_dict()
     write_json(summary_file, summary)
-    write_atomic(run_dir / "summary.md", summary_markdown(summary))
+    write_atomic(run_dir / SUMMARY_MD, summary_markdown(summary))
     if os.environ.get("GAN_INIT_SUMMARY_OUT"):  # set by `gan-init sweep` to collect results
         write_json(Path(os.environ["GAN_INIT_SUMMARY_OUT"]), summary)
     return summary
@@ -445,13 +460,13 @@ def _outcome(
     opts: PipelineOptions, run_dir: Path, code: int, *, env: dict[str, str], log: Path
 ) -> dict[str, Any]:
     """Status, checkpoint, samples and final metrics of a trained run (summary keys)."""
-    divergence = read_json(_find(run_dir, "divergence.json") or run_dir / "-")
-    checkpoint = run_dir / "checkpoints" / "last.ckpt"
+    divergence = read_artifact(run_dir, DIVERGENCE)
+    checkpoint = last_checkpoint(run_dir)
     status = "diverged" if divergence else ("finished" if code == 0 else "failed")
     failure = None if code == 0 or divergence else f"gan-init fit exited with code {code}"
     samples = None
     if status != "failed" and checkpoint.is_file():
-        samples = run_dir / "samples"
+        samples = run_dir / SAMPLES
         cmd = [sys.executable, "-m", "gan_init", "sample", "--checkpoint", str(checkpoint)]
         cmd += ["--n", str(opts.n_samples), "--out", str(samples), "--seed", "0"]
         with open(log, "ab") as out:
@@ -462,7 +477,7 @@ def _outcome(
             failure = f"gan-init sample exited with code {sample_code}; see {log}"
     elif status != "failed":
         status, failure = "failed", f"no checkpoint {checkpoint} after training; see {log}"
-    final = read_json(_find(run_dir, "metrics_final.json") or run_dir / "-") or {}
+    final = read_artifact(run_dir, METRICS_FINAL) or {}
     metrics = {f"eval/{k}": v for k, v in (final.get("metrics") or {}).items()}
     # The evaluation's own cost (EvaluationCallback): time/eval_seconds, fit_seconds, eval_share.
     metrics |= {f"time/{k}": v for k, v in (final.get("time") or {}).items()}
@@ -511,6 +526,7 @@ def _identity(opts: PipelineOptions, grow: str, source: Path | None) -> dict[str
         **opts.factors(),
         "source": str(source) if source else None,
         "options": asdict(opts),
+        "sweep_run": os.environ.get(SWEEP_RUN_ENV),  # set by `gan-init sweep`
     }
 
 

@@ -2,7 +2,7 @@
 
 Reads, under ``RUNS_DIR``:
 
-- ``<group>/<run>/summary.json`` of each noise-GAN run (one level of grouping, e.g. ``2d/``,
+- ``<group>/<run>/summary.json`` of each noise-GAN run (``gan_init.runs.RunSummary``) (one level of grouping, e.g. ``2d/``,
   ``3d/`` or a sweep's name; runs still running or interrupted, and summaries without ``dims``,
   are skipped);
 - the run's CSVLogger files over all its attempts (``metrics.csv`` and the ones set aside
@@ -27,6 +27,7 @@ import numpy as np
 
 from gan_init.core.files import csv_attempts, read_json
 from gan_init.experiment.stats import EndpointSpec
+from gan_init.runs import INTERRUPTED, RUNNING, SWEEPS, run_summaries
 
 X_KEY = "progress/images_shown"
 
@@ -102,50 +103,32 @@ def read_run_curves(run_dir: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 
 
 def collect_runs(runs_dir: Path) -> list[Run]:
+    """Every run under ``runs_dir`` that has ended (finished, diverged or failed), with its
+    curves; a summary without ``dims`` is no noise-GAN run and is skipped."""
     runs = []
-    for summary_file in sorted(runs_dir.glob("*/*/summary.json")):
-        summary = read_json(summary_file)
-        if (
-            not summary
-            or summary.get("status") in ("running", "interrupted")
-            or "dims" not in summary
-        ):
+    for run_dir, summary in run_summaries(runs_dir):
+        if summary.status in (RUNNING, INTERRUPTED) or summary.dims is None:
             continue
-        run_dir = summary_file.parent
         curves = read_run_curves(run_dir)
-        final = {k: float(v) for k, v in (summary.get("metrics") or {}).items() if _is_number(v)}
+        final = {k: float(v) for k, v in summary.metrics.items() if _is_number(v)}
         for key, (_, ys) in curves.items():
             final.setdefault(key, float(ys[-1]))
-        samples = None
-        if summary.get("samples"):
-            pngs = sorted(Path(summary["samples"]).glob("*.png"))
-            samples = pngs[0] if pngs else None
+        pngs = sorted(Path(summary.samples).glob("*.png")) if summary.samples else []
         runs.append(
             Run(
-                dims=int(summary["dims"]),
-                strategy=summary["init_strategy"],
-                grow=summary["grow"],
-                seed=int(summary["seed"]),
-                status=summary["status"],
+                dims=int(summary.dims),
+                strategy=summary.init_strategy,
+                grow=summary.grow,
+                seed=int(summary.seed),
+                status=summary.status,
                 path=run_dir,
-                config=config_of(summary),
+                config=summary.config_name(),
                 curves=curves,
                 final=final,
-                samples=samples,
+                samples=pngs[0] if pngs else None,
             )  # fmt: skip
         )
     return runs
-
-
-def config_of(summary: dict[str, Any]) -> str:
-    """The noise config a run used (runs of different configs are never pooled)."""
-    if summary.get("noise_config"):
-        return summary["noise_config"]
-    options = summary.get("options") or {}
-    if options.get("noise_config"):
-        return Path(options["noise_config"]).stem
-    gpu = "_gpu" if summary.get("scale") == "gpu" else ""
-    return f"noise_{summary['dims']}d{gpu}"
 
 
 def _is_number(v: Any) -> bool:
@@ -154,7 +137,7 @@ def _is_number(v: Any) -> bool:
 
 def sweep_states(runs_dir: Path) -> list[tuple[Path, dict[str, Any]]]:
     """Each sweep's state file under ``RUNS_DIR/sweeps/`` and what it holds, by file name."""
-    return [(path, read_json(path) or {}) for path in sorted((runs_dir / "sweeps").glob("*.json"))]
+    return [(path, read_json(path) or {}) for path in sorted((runs_dir / SWEEPS).glob("*.json"))]
 
 
 def sweep_specs(runs_dir: Path) -> dict[tuple[str, str], EndpointSpec]:
