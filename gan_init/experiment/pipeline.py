@@ -89,6 +89,13 @@ class PipelineOptions:
     train_subjects: int | None = None  # first N subjects of each stage's training set
     stress: float = 1.0  # noise stage: learning-rate multiplier of G and D alike
     augment: str | None = None  # noise stage: DiffAugment policy (None: no augmentation)
+    # Your data (issue 25): both stages on NiftiFolderDataModule over this folder.
+    data: str | None = None
+    layout: str | None = None  # with data: ixi (default), brats or custom
+    t1_pattern: str | None = None
+    t2_pattern: str | None = None
+    share_subjects: bool = False  # with data: both stages train on the same subjects
+    wandb_group: str | None = None  # W&B group of the noise run (gan-init sweep: the sweep)
 
     def __post_init__(self) -> None:
         if self.dims not in (2, 3):
@@ -99,6 +106,13 @@ class PipelineOptions:
             raise ValueError(f"--stress {self.stress}: expected a positive learning-rate factor")
         if self.augment in ("", "none", "None"):
             self.augment = None
+        if self.data is not None:
+            self._check_data()
+        elif self.layout or self.t1_pattern or self.t2_pattern or self.share_subjects:
+            raise ValueError(
+                "--layout, --t1_pattern, --t2_pattern and --share_subjects describe the folder "
+                "of --data DIR: give --data too"
+            )
         check_choice("--scale", self.scale, SCALES)
         # Imported lazily: the networks and the strategy registry pull in torch.
         from gan_init.networks.progressive import GROW_MODES
@@ -123,10 +137,38 @@ class PipelineOptions:
             raise FileNotFoundError(f"{stage} config {path} does not exist")
         return path
 
+    def _check_data(self) -> None:
+        from data_modules.nifti_folder import LAYOUTS
+
+        self.layout = check_choice("--layout", self.layout or "ixi", tuple(LAYOUTS))
+        if self.layout == "custom" and not (self.t1_pattern and self.t2_pattern):
+            raise ValueError(
+                "--layout custom needs --t1_pattern and --t2_pattern, globs relative to --data "
+                "with one {subject} placeholder, e.g. '{subject}/anat/*_T1w.nii.gz'"
+            )
+        root = Path(self.data).expanduser()
+        if not root.is_dir():
+            raise ValueError(
+                f"--data {self.data}: no such folder; give the folder of your T1/T2 NIfTI files"
+            )
+        self.data = str(root.resolve())
+
+    def stage_config(self, stage: str) -> dict[str, Any]:
+        """The config file of ``stage``; with ``data``, its data section becomes the folder
+        (``NiftiFolderDataModule``, image size and dimensionality kept from the config)."""
+        config = load_yaml(self.config_path(stage))
+        if self.data is not None:
+            config["data"] = folder_data_section(config.get("data") or {}, self, stage)
+        return config
+
     def name_suffix(self) -> str:
         """Run-name parts of the factors that are not at their defaults (``-n16-stress4-aug-...``);
         empty by default, so default runs keep their names."""
         parts = []
+        if self.data is not None:
+            parts.append(data_identity(self.stage_config("noise").get("data") or {})["name"])
+        if self.share_subjects:
+            parts.append("shared")
         if self.train_subjects is not None:
             parts.append(f"n{self.train_subjects}")
         if self.stress != 1.0:
@@ -155,7 +197,90 @@ class PipelineOptions:
             "train_subjects": self.train_subjects,
             "stress": self.stress,
             "augment": self.augment,
+            "data": data_identity(self.stage_config("noise").get("data") or {}),
         }
+
+
+# The data module's arguments a folder keeps from a shipped config's data section.
+_KEPT_DATA_ARGS = ("spatial_dims", "size", "batch_size", "num_workers", "samples_per_epoch", "seed")
+
+
+def folder_data_section(
+    section: dict[str, Any], opts: PipelineOptions, stage: str
+) -> dict[str, Any]:
+    """A config's data section turned to ``opts.data``: both stages read the same folder with
+    the same split seed, roles on (disjoint CycleGAN and noise subjects) unless
+    ``share_subjects``, and the same preprocessing (so one cache serves both)."""
+    kept = {k: v for k, v in (section.get("init_args") or {}).items() if k in _KEPT_DATA_ARGS}
+    args: dict[str, Any] = {"root": opts.data, "layout": opts.layout, **kept}
+    if opts.t1_pattern:
+        args["t1_pattern"] = opts.t1_pattern
+    if opts.t2_pattern:
+        args["t2_pattern"] = opts.t2_pattern
+    args.update(mode=stage, roles=not opts.share_subjects)
+    return {"class_path": "data_modules.NiftiFolderDataModule", "init_args": args}
+
+
+def data_identity(section: dict[str, Any]) -> dict[str, Any]:
+    """Which data a config's data section reads: ``name`` (a run-name part, and what the report
+    refuses to pair across), the class, and for a folder its path, layout and patterns."""
+    kind = str(section.get("class_path", "")).rsplit(".", 1)[-1]
+    args = section.get("init_args") or {}
+    if "root" not in args:  # built-in data: its class names it (IcbmDataModule -> icbm)
+        return {"name": kind.removesuffix("DataModule").lower() or "unknown", "class": kind}
+    import re
+
+    from data_modules.nifti_folder import LAYOUTS
+
+    layout = args.get("layout", "ixi")
+    root = str(Path(args["root"]).expanduser().resolve())
+    t1 = args.get("t1_pattern") or LAYOUTS.get(layout, ("", ""))[0]
+    t2 = args.get("t2_pattern") or LAYOUTS.get(layout, ("", ""))[1]
+    digest = hashlib.sha256(json.dumps([root, t1, t2, args.get("mask_pattern")]).encode())
+    slug = re.sub(r"[^A-Za-z0-9_.]+", "_", Path(root).name).strip("_.") or "data"
+    return {
+        "name": f"{slug}-{digest.hexdigest()[:6]}",
+        "class": kind,
+        "root": root,
+        "layout": layout,
+        "t1_pattern": t1,
+        "t2_pattern": t2,
+        "shared_subjects": not args.get("roles", True),
+    }
+
+
+def _data_overrides(args: list[str]) -> dict[str, Any]:
+    """``--data.init_args.<k>=<v>`` (or ``--data.<k>=<v>``) of child arguments, as values."""
+    out = {}
+    for arg in args:
+        key, sep, value = arg.partition("=")
+        for prefix in ("--data.init_args.", "--data."):
+            if sep and key.startswith(prefix) and "." not in key[len(prefix) :]:
+                out[key[len(prefix) :]] = yaml.safe_load(value)
+                break
+    return out
+
+
+def check_folder_data(opts: PipelineOptions, stages: list[str]) -> None:
+    """Too little data is one line before anything trains: build the folder's preprocessing
+    cache (shared by both stages) and each stage's split here, so a missing modality, a volume
+    preprocessing cannot use, fewer subjects than the roles need or than ``train_subjects`` is a
+    ``DataError`` naming the file or the count, and the fix."""
+    import inspect
+
+    from data_modules.nifti_folder import NiftiFolderDataModule
+
+    accepted = set(inspect.signature(NiftiFolderDataModule).parameters) - {"augmentation"}
+    for stage in stages:
+        args = dict(opts.stage_config(stage)["data"]["init_args"])
+        args.update(_data_overrides(opts.stage_args(stage)))
+        module = NiftiFolderDataModule(**{k: v for k, v in args.items() if k in accepted})
+        module.fixes = {
+            "skip_bad_subjects": "--data.init_args.skip_bad_subjects=true",
+            "roles": "--share_subjects: both stages train on the same subjects",
+            "train_subjects": "lower --train_subjects",
+        }
+        module.splits_in_use()
 
 
 def load_yaml(path: Path) -> dict[str, Any]:
@@ -178,9 +303,18 @@ def _logger_list(trainer: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def resolve_config(
-    config: dict[str, Any], run_dir: Path, *, seed: int, run_name: str, group: str
+    config: dict[str, Any],
+    run_dir: Path,
+    *,
+    seed: int,
+    run_name: str,
+    group: str,
+    wandb_config: dict[str, Any] | None = None,
+    tags: list[str] | None = None,
 ) -> dict[str, Any]:
-    """The config of one run: everything it writes goes under ``run_dir``."""
+    """The config of one run: everything it writes goes under ``run_dir``. ``wandb_config``: the
+    experiment's factors as top-level keys of the W&B run's config (W&B's sweep views group and
+    plot by them); ``tags``: the W&B run's tags."""
     config = copy.deepcopy(config)
     config["seed_everything"] = seed
     trainer = config.setdefault("trainer", {})
@@ -191,6 +325,10 @@ def resolve_config(
         if kind == "WandbLogger":
             args.update(save_dir=str(run_dir), name=run_name, group=group)
             args.setdefault("project", "gan-init")
+            if wandb_config:
+                args["config"] = {**(args.get("config") or {}), **wandb_config}
+            if tags:
+                args["tags"] = list(tags)
         elif kind == "CSVLogger":
             args.update(save_dir=str(run_dir), name=CSV_DIR, version="")
         elif "save_dir" in args:
@@ -253,7 +391,7 @@ def _env(run_dir: Path, *, shared_stage: bool) -> dict[str, str]:
 def run_cyclegan(opts: PipelineOptions) -> Path:
     """Train stage 1 for ``opts.seed``, or reuse a finished one with the same config. Returns the
     checkpoint the noise GAN starts from."""
-    base = load_yaml(opts.config_path("cyclegan"))
+    base = opts.stage_config("cyclegan")
     extra = opts.stage_args("cyclegan")
     key = config_hash(base, extra)
     run_dir = Path(opts.runs_dir) / "cyclegan" / f"{opts.dims}d-{key}-seed{opts.seed}"
@@ -274,9 +412,14 @@ def _run_cyclegan_locked(
     if done and Path(done["checkpoint"]).is_file():
         print(f"CycleGAN stage: reusing {done['checkpoint']}")
         return Path(done["checkpoint"])
+    factors = opts.factors()
     config = resolve_config(
-        base, run_dir, seed=opts.seed, run_name=run_dir.name, group=f"cyclegan-{opts.dims}d"
-    )
+        base, run_dir, seed=opts.seed, run_name=run_dir.name, group=f"cyclegan-{opts.dims}d",
+        wandb_config={
+            "stage": "cyclegan", "dims": opts.dims, "seed": opts.seed,
+            "data": factors["data"]["name"], "train_subjects": opts.train_subjects,
+        },
+    )  # fmt: skip
     config_file = run_dir / CONFIG
     write_atomic(config_file, yaml.safe_dump(config, sort_keys=False))
     start = time.time()
@@ -383,8 +526,13 @@ def run_pipeline(opts: PipelineOptions) -> dict[str, Any]:
 
     Raises ``LockedError`` when another process works in the run folder, ``Interrupted`` when a
     signal stopped it (the summary says ``interrupted``; the same command resumes it)."""
-    noise_base = load_yaml(opts.config_path("noise"))
+    noise_base = opts.stage_config("noise")
     grow = opts.grow or _grow_of(noise_base)
+    if opts.data is not None:
+        from gan_init.transfer.strategies import INIT_STRATEGIES
+
+        uses_source = INIT_STRATEGIES.meta(opts.init_strategy)["uses_source"]
+        check_folder_data(opts, ["cyclegan", "noise"] if uses_source else ["noise"])
     run_dir = noise_run_dir(opts, grow)
     with run_lock(run_dir, "gan-init pipeline", wait=False):
         return _run_pipeline_locked(opts, noise_base, grow, run_dir)
@@ -409,9 +557,15 @@ def _run_pipeline_locked(
     strategy = INIT_STRATEGIES.meta(opts.init_strategy)
     source = run_cyclegan(opts) if strategy["uses_source"] else None
 
+    factors = opts.factors()
     config = resolve_config(
         noise_base, run_dir, seed=opts.seed, run_name=f"{opts.dims}d/{run_dir.name}",
-        group=f"noise-{opts.dims}d",
+        group=opts.wandb_group or f"noise-{opts.dims}d",
+        wandb_config={
+            "stage": "noise", "dims": opts.dims, "init_strategy": opts.init_strategy,
+            "grow": grow, "seed": opts.seed, **factors, "data": factors["data"]["name"],
+        },
+        tags=[opts.init_strategy, f"grow-{grow}", f"{opts.dims}d"],
     )  # fmt: skip
     generator = config["model"]["init_args"]["generator"].setdefault("init_args", {})
     generator["grow"] = grow
@@ -451,8 +605,6 @@ def _run_pipeline_locked(
     summary = RunSummary.from_dict(summary).to_dict()
     write_json(summary_file, summary)
     write_atomic(run_dir / SUMMARY_MD, summary_markdown(summary))
-    if os.environ.get("GAN_INIT_SUMMARY_OUT"):  # set by `gan-init sweep` to collect results
-        write_json(Path(os.environ["GAN_INIT_SUMMARY_OUT"]), summary)
     return summary
 
 

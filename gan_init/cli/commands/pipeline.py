@@ -1,6 +1,7 @@
 """``gan-init pipeline``: CycleGAN -> weight transfer -> progressive noise GAN -> samples, metrics.
 
     gan-init pipeline --dims 2 [--init_strategy cyclegan] [--grow stem] [--seed 0] [--scale cpu]
+    gan-init pipeline --dims 2 --data /data/IXI --layout ixi     # on your T1/T2 NIfTI folder
 
 Any other ``--key=value`` is passed to ``gan-init fit``: ``--trainer.*`` to both stages,
 ``--cyclegan.<key>`` to stage 1 only and ``--noise.<key>`` to stage 2 only, e.g.
@@ -14,6 +15,7 @@ import dataclasses
 import sys
 from pathlib import Path
 
+from data_modules.common import DataError
 from gan_init.cli.commands.args import Parser
 from gan_init.core.files import CorruptFileError
 from gan_init.core.processes import Interrupted, LockedError
@@ -62,7 +64,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--scale", default="cpu", help="cpu (minutes on a laptop) or gpu (paper-scale configs)"
     )
+    data = p.add_argument_group(
+        "your data",
+        "Both stages on a folder of T1/T2 NIfTI files (NiftiFolderDataModule; image size and "
+        "dimensionality from the configs; one preprocessing cache for both). Subjects are split "
+        "once (split seed 0) into CycleGAN training, noise-GAN training, validation and test: "
+        "the two stages train on disjoint subjects, so the transferred weights never carry the "
+        "noise GAN's own training images, and both evaluate on the same held-out subjects. The "
+        "run name and data.json say which folder a run used (docs/data.md).",
+    )
+    data.add_argument("--data", default=None, metavar="DIR", help="the folder of NIfTI files")
+    data.add_argument(
+        "--layout", default=None, metavar="NAME",
+        help="ixi ({subject}-T1.nii.gz, default), brats (**/{subject}_t1.nii.gz) or custom",
+    )  # fmt: skip
+    data.add_argument(
+        "--t1_pattern", default=None, metavar="GLOB",
+        help="custom layout: T1 files, a glob under DIR with one {subject}, "
+        "e.g. '{subject}/anat/*_T1w.nii.gz'",
+    )  # fmt: skip
+    data.add_argument("--t2_pattern", default=None, metavar="GLOB", help="custom layout: T2")
+    data.add_argument(
+        "--share_subjects", action="store_true",
+        help="both stages train on the same subjects (recorded; run-name part -shared)",
+    )  # fmt: skip
     p.add_argument("--runs_dir", default=None, help="default: $GAN_INIT_RUNS_DIR or runs")
+    p.add_argument(
+        "--wandb_group", default=None, metavar="NAME",
+        help="W&B group of the noise run (gan-init sweep: the sweep's name); default noise-<d>d",
+    )  # fmt: skip
     p.add_argument(
         "--name", default=None, help="run folder name (default: <strategy>-<grow>-seed<k>)"
     )
@@ -116,7 +146,9 @@ def main(argv: list[str]) -> int:
             cyclegan_config=args.cyclegan_config, noise_config=args.noise_config,
             n_samples=args.n_samples, fit_args=both, cyclegan_args=cyclegan, noise_args=noise,
             force=args.force, train_subjects=args.train_subjects, stress=args.stress,
-            augment=args.augment,
+            augment=args.augment, data=args.data, layout=args.layout,
+            t1_pattern=args.t1_pattern, t2_pattern=args.t2_pattern,
+            share_subjects=args.share_subjects, wandb_group=args.wandb_group,
         )  # fmt: skip
         if args.runs_dir:
             opts.runs_dir = args.runs_dir
@@ -133,7 +165,7 @@ def main(argv: list[str]) -> int:
                 return 2
             summaries.append(run_pipeline(baseline))
         summaries.append(run_pipeline(opts))
-    except (LockedError, CorruptFileError) as err:
+    except (LockedError, CorruptFileError, DataError) as err:
         print(f"gan-init pipeline: {err}", file=sys.stderr)
         return 2
     except Interrupted as stop:
