@@ -19,7 +19,9 @@ from gan_init.transfer import (
     load_cyclegan_discriminator,
     load_cyclegan_generator,
 )
-from tests.helpers import NLayerDiscriminator, reference_generator, save_cyclegan, tiny_spec
+from tests.builders.checkpoints import save_cyclegan
+from tests.builders.networks import tiny_spec
+from tests.builders.reference_cyclegan import NLayerDiscriminator, reference_generator
 
 
 def test_canonical_keys_follow_the_table():

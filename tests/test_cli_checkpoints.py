@@ -12,7 +12,7 @@ import torch
 import yaml
 
 from gan_init.cli.lightning import GanInitCLI
-from tests.helpers import noise_config
+from tests.builders.configs import noise_config
 
 
 class RunsCode:

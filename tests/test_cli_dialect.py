@@ -14,7 +14,7 @@ import pytest
 
 from gan_init.core.files import write_json
 from gan_init.transfer.strategies import INIT_STRATEGIES
-from tests.helpers import save_noise_gan
+from tests.builders.checkpoints import save_noise_gan
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -12,7 +12,8 @@ from gan_init.callbacks.image_grid import CycleGANImageGrid
 from gan_init.core.visualize import image_grid, mid_slice_montage, save_png
 from gan_init.models.cyclegan import ImagePool, linear_decay
 from gan_init.transfer import load_cyclegan_discriminator, load_cyclegan_generator
-from tests.helpers import PhantomDataModule, tiny_cyclegan
+from tests.builders.images import PhantomDataModule
+from tests.builders.networks import tiny_cyclegan
 
 DIMS = [2, pytest.param(3, marks=pytest.mark.slow)]  # 3D Lightning runs take seconds
 

@@ -9,7 +9,7 @@ from PIL import Image
 
 from gan_init import cli
 from gan_init.core.assets import AssetMissingError, asset_path
-from tests.helpers import NIFTI_SHAPE, ixi_folder, save_nifti
+from tests.builders.nifti import NIFTI_SHAPE, ixi_folder, save_nifti
 
 
 def test_check_folder_prints_subjects_and_writes_a_preview(tmp_path, capsys):

@@ -13,14 +13,9 @@ from pytorch_lightning.loggers import CSVLogger
 from gan_init.callbacks import ProgressiveSchedule, TransferDiagnostics, WeightTransfer
 from gan_init.callbacks.diagnostics import centered_gram, linear_cka
 from gan_init.transfer import effective_state
-from tests.helpers import (
-    BlobData,
-    PhantomDataModule,
-    save_cyclegan,
-    tiny_cyclegan,
-    tiny_noise_gan,
-    tiny_spec,
-)
+from tests.builders.checkpoints import save_cyclegan
+from tests.builders.images import BlobData, PhantomDataModule
+from tests.builders.networks import tiny_cyclegan, tiny_noise_gan, tiny_spec
 
 DIMS = [pytest.param(2, id="2d"), pytest.param(3, id="3d")]
 # Fits: 3D behind the slow marker (still run by CI), as the other callback tests do.

@@ -14,7 +14,8 @@ import pytest
 
 from gan_init.cli import main as cli_main
 from gan_init.cli.error_catalog import CATALOG, table
-from tests.helpers import GRID, HEAD_RADII_MM, write_checkpoint, write_head, write_nifti
+from tests.builders.checkpoints import write_checkpoint
+from tests.builders.nifti import GRID, HEAD_RADII_MM, write_head, write_nifti
 
 ROOT = Path(__file__).resolve().parents[1]
 HEADING = "## Errors you may meet"

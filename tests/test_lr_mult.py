@@ -6,7 +6,7 @@ import torch
 
 from gan_init.models import ProgressiveGAN
 from gan_init.models.progressive import load_noise_gan
-from tests.helpers import tiny_noise_gan
+from tests.builders.networks import tiny_noise_gan
 
 LR = 1e-3
 

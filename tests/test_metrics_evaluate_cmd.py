@@ -12,7 +12,7 @@ import data_modules
 from gan_init import cli
 from gan_init.cli.commands import evaluate as evaluate_cmd
 from gan_init.core.assets import asset_dir
-from tests.helpers import FakeData
+from tests.builders.fakes import FakeData
 
 
 class FakeGAN:

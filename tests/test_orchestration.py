@@ -23,7 +23,7 @@ from gan_init.core.files import CorruptFileError
 from gan_init.experiment import pipeline
 from gan_init.experiment.pipeline import PipelineOptions, load_yaml
 from gan_init.experiment.sweep import run_sweep
-from tests.helpers import fake_sweep_file, subprocess_env, wait_for
+from tests.builders.processes import fake_sweep_file, subprocess_env, wait_for
 from tests.tiny_configs import pipeline_configs
 
 

@@ -14,7 +14,8 @@ from gan_init.callbacks import NoiseSampleGrid, ProgressiveSchedule, TrainingPro
 from gan_init.callbacks.image_grid import CycleGANImageGrid
 from gan_init.core.visualize import image_grid, mid_slice_montage, save_png
 from gan_init.metrics.memorization import save_closest_pairs
-from tests.helpers import BlobData, tiny_progan
+from tests.builders.images import BlobData
+from tests.builders.networks import tiny_progan
 
 SIZE = {2: 16, 3: 8}
 

@@ -19,14 +19,10 @@ from pytorch_lightning import Callback
 from gan_init import cli
 from gan_init.cli.lightning import GanInitCLI
 from gan_init.experiment.pipeline import resolve_config
-from tests.helpers import (
-    REPO,
-    save_cyclegan,
-    subprocess_env,
-    tiny_noise_gan_config,
-    tiny_spec,
-    wait_for,
-)
+from tests.builders.checkpoints import save_cyclegan
+from tests.builders.configs import tiny_noise_gan_config
+from tests.builders.networks import tiny_spec
+from tests.builders.processes import REPO, subprocess_env, wait_for
 
 
 class TouchAfterSteps(Callback):

@@ -9,7 +9,7 @@ from gan_init.models import ProgressiveGAN, load_noise_gan
 from gan_init.models.progressive import gradient_penalty, real_at
 from gan_init.networks import ProgressiveDiscriminator
 from gan_init.nn.blocks import downsample2x, upsample2x
-from tests.helpers import tiny_progan
+from tests.builders.networks import tiny_progan
 
 
 def tiny_gan(spatial_dims: int = 2, size: int = 16, grow: str = "full") -> ProgressiveGAN:

@@ -9,7 +9,9 @@ from pytorch_lightning import Callback
 from pytorch_lightning.callbacks import ModelCheckpoint
 
 from gan_init.callbacks import EMA, ProgressiveSchedule
-from tests.helpers import BlobData, cpu_trainer, tiny_progan
+from tests.builders.images import BlobData
+from tests.builders.networks import tiny_progan
+from tests.builders.trainer import cpu_trainer
 
 
 def built(n_levels, **kwargs) -> ProgressiveSchedule:

@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from gan_init.cli import main
-from tests.helpers import save_noise_gan
+from tests.builders.checkpoints import save_noise_gan
 
 
 def run(ckpt, out, *extra):

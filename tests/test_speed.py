@@ -17,7 +17,8 @@ from gan_init.networks import (
     PatchGANDiscriminator,
     ProgressiveDiscriminator,
 )
-from tests.helpers import PhantomDataModule, tiny_cyclegan
+from tests.builders.images import PhantomDataModule
+from tests.builders.networks import tiny_cyclegan
 
 SIZE = {2: 16, 3: 8}
 

@@ -7,7 +7,7 @@ import torch
 
 from gan_init.networks import NoiseGenerator
 from gan_init.networks.progressive import GROW_MODES
-from tests.helpers import SIZE, tiny_spec
+from tests.builders.networks import SIZE, tiny_spec
 
 
 def generator(spatial_dims: int, grow: str, stem_output: str, **knobs) -> NoiseGenerator:

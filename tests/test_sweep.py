@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from gan_init.experiment.sweep import expand_command, load_sweep, run_sweep
-from tests.helpers import fake_sweep_file
+from tests.builders.processes import fake_sweep_file
 
 SWEEPS = Path(__file__).resolve().parents[1] / "experiments" / "sweeps"
 

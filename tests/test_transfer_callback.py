@@ -11,14 +11,9 @@ from pytorch_lightning.loggers import CSVLogger
 
 from gan_init.callbacks import ProgressiveSchedule, WeightTransfer
 from gan_init.transfer import effective_state
-from tests.helpers import (
-    BlobData,
-    PhantomDataModule,
-    save_cyclegan,
-    tiny_cyclegan,
-    tiny_noise_gan,
-    tiny_spec,
-)
+from tests.builders.checkpoints import save_cyclegan
+from tests.builders.images import BlobData, PhantomDataModule
+from tests.builders.networks import tiny_cyclegan, tiny_noise_gan, tiny_spec
 
 
 class Probe(Callback):

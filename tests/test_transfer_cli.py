@@ -9,7 +9,9 @@ import yaml
 
 from gan_init.callbacks import WeightTransfer
 from gan_init.cli.lightning import GanInitCLI
-from tests.helpers import noise_config, save_cyclegan, tiny_spec
+from tests.builders.checkpoints import save_cyclegan
+from tests.builders.configs import noise_config
+from tests.builders.networks import tiny_spec
 
 
 def transfers(cli) -> list[WeightTransfer]:

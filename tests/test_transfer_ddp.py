@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import save_cyclegan, tiny_spec
+from tests.builders.checkpoints import save_cyclegan
+from tests.builders.networks import tiny_spec
 
 REPO = Path(__file__).resolve().parents[1]
 

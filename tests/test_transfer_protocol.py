@@ -15,15 +15,10 @@ from gan_init.networks import BackboneSpec, NoiseGenerator
 from gan_init.networks.progressive import GROW_MODES
 from gan_init.transfer.strategies import StrategyContext, renderer_freeze
 from gan_init.transfer.transfer import frozen_now, release_points
-from tests.helpers import (
-    SIZE,
-    BlobData,
-    reference_generator,
-    save_cyclegan,
-    tiny_cyclegan,
-    tiny_noise_gan,
-    tiny_spec,
-)
+from tests.builders.checkpoints import save_cyclegan
+from tests.builders.images import BlobData
+from tests.builders.networks import SIZE, tiny_cyclegan, tiny_noise_gan, tiny_spec
+from tests.builders.reference_cyclegan import reference_generator
 
 CONFIGS = Path(__file__).resolve().parents[1] / "experiments" / "configs"
 SWEEP_CONFIGS = ("noise_2d_sweep.yaml", "noise_3d_sweep.yaml")

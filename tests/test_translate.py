@@ -21,14 +21,8 @@ from gan_init.cli.commands.translate import (
 )
 from gan_init.core import visualize
 from gan_init.transfer import CheckpointError
-from tests.helpers import (
-    GRID,
-    HEAD_CENTRE_MM,
-    HEAD_RADII_MM,
-    write_checkpoint,
-    write_head,
-    write_nifti,
-)
+from tests.builders.checkpoints import write_checkpoint
+from tests.builders.nifti import GRID, HEAD_CENTRE_MM, HEAD_RADII_MM, write_head, write_nifti
 
 
 @pytest.mark.parametrize("spatial_dims", [2, 3])
