@@ -28,7 +28,7 @@ import subprocess
 import sys
 import time
 import warnings
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -210,6 +210,8 @@ def run_sweep(
     dry_run: bool = False,
     parallel: int = 1,
     threads: int | None = None,
+    pipeline_args: Sequence[str] = (),
+    tag: str | None = None,
 ) -> SweepState:
     """Run every run the sweep proposes (up to ``max_runs`` new ones), ``parallel`` at once, each
     with ``threads`` CPU threads (None: this process's setting). Returns the state.
@@ -221,8 +223,12 @@ def run_sweep(
         raise ValueError(f"parallel: expected a number of runs >= 1, got {parallel}")
     sweep = load_sweep(path)
     spec = load_endpoints(path)
+    if pipeline_args:  # `gan-init sweep --data ...`: arguments of every run (gan_init.cli)
+        default = ["${env}", "${interpreter}", "${program}", "${args}"]
+        sweep["command"] = [*(sweep.get("command") or default), *pipeline_args]
     runs_dir = Path(runs_dir)
-    state_file = runs_dir / "sweeps" / f"{Path(path).stem}.json"
+    # ``tag`` (the data's name): one state per dataset, so another folder's sweep starts afresh.
+    state_file = runs_dir / "sweeps" / f"{Path(path).stem}{'-' + tag if tag else ''}.json"
     with run_lock(state_file.parent, "gan-init sweep", wait=False, name=f"{state_file.stem}.lock"):
         state = SweepState(state_file)
         state.sweep_file = str(path)

@@ -37,8 +37,17 @@ def main(argv: list[str]) -> int:
         metavar="K",
         help="runs at once (default: one per CPU at one thread each; 1 with a GPU)",
     )
+    data = p.add_argument_group(
+        "your data", "every run on a folder of T1/T2 NIfTI files (see gan-init pipeline --help)"
+    )
+    data.add_argument("--data", default=None, metavar="DIR")
+    data.add_argument("--layout", default=None, metavar="NAME", help="ixi, brats or custom")
+    data.add_argument("--t1_pattern", default=None, metavar="GLOB")
+    data.add_argument("--t2_pattern", default=None, metavar="GLOB")
+    data.add_argument("--share_subjects", action="store_true")
     args = p.parse_args(argv)
     try:
+        pipeline_args, tag = _run_args(args)
         parallel, threads = _shares(args.parallel)
         if not args.dry_run:
             print(
@@ -54,6 +63,8 @@ def main(argv: list[str]) -> int:
             dry_run=args.dry_run,
             parallel=parallel,
             threads=threads,
+            pipeline_args=pipeline_args,
+            tag=tag,
         )
     except (ValueError, FileNotFoundError, LockedError) as err:  # CorruptFileError: a ValueError
         print(f"gan-init sweep: {err}", file=sys.stderr)
@@ -68,6 +79,28 @@ def main(argv: list[str]) -> int:
     print(f"sweep {args.file}: " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())))
     print(f"state: {state.path}")
     return 0
+
+
+def _run_args(args) -> tuple[list[str], str | None]:
+    """The data options every run gets, the W&B group of the sweep's runs, and the data's name
+    (None for the built-in data); the folder is checked here, in one line."""
+    from pathlib import Path
+
+    from gan_init.experiment.pipeline import PipelineOptions
+
+    opts = PipelineOptions(
+        data=args.data, layout=args.layout, t1_pattern=args.t1_pattern,
+        t2_pattern=args.t2_pattern, share_subjects=args.share_subjects,
+    )  # fmt: skip
+    tag = opts.factors()["data"]["name"] if opts.data else None
+    out = [f"--wandb_group={Path(args.file).stem}{'-' + tag if tag else ''}"]
+    if opts.data:
+        out += [f"--data={opts.data}", f"--layout={opts.layout}"]
+        out += [
+            f"--{k}={getattr(opts, k)}" for k in ("t1_pattern", "t2_pattern") if getattr(opts, k)
+        ]
+        out += ["--share_subjects"] if opts.share_subjects else []
+    return out, tag
 
 
 def _shares(parallel: int | None) -> tuple[int, int]:
