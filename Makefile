@@ -54,8 +54,14 @@ SEED ?= 0
 GROW ?=
 RUNS ?= runs
 ARGS ?=
+# Your data (docs/data.md): DATA=/data/IXI LAYOUT=ixi (or brats; custom needs
+# ARGS="--t1_pattern ... --t2_pattern ...") trains both stages on that folder; empty: ICBM.
+DATA ?=
+LAYOUT ?= ixi
+DATA_ARGS = $(if $(DATA),--data $(DATA) --layout $(LAYOUT))
 PIPELINE = $(PY) -m gan_init pipeline --scale $(SCALE) --init_strategy $(STRATEGY) --seed $(SEED) \
-	--runs_dir $(RUNS) $(if $(GROW),--grow $(GROW)) $(if $(BASELINE),--baseline $(BASELINE)) $(ARGS)
+	--runs_dir $(RUNS) $(if $(GROW),--grow $(GROW)) $(if $(BASELINE),--baseline $(BASELINE)) \
+	$(DATA_ARGS) $(ARGS)
 SWEEP_SUFFIX = $(if $(filter gpu,$(SCALE)),_gpu)
 
 train-2d: install
@@ -66,7 +72,8 @@ train-3d: install
 
 # Runs side by side: one per CPU at one thread each by default; PARALLEL=K sets the runs at once.
 PARALLEL ?=
-SWEEP = $(PY) -m gan_init sweep --runs_dir $(RUNS) $(if $(PARALLEL),--parallel $(PARALLEL))
+SWEEP = $(PY) -m gan_init sweep --runs_dir $(RUNS) $(if $(PARALLEL),--parallel $(PARALLEL)) \
+	$(DATA_ARGS)
 
 sweep-2d: install
 	$(SWEEP) experiments/sweeps/init_strategy_2d$(SWEEP_SUFFIX).yaml
