@@ -11,7 +11,6 @@ tests read the shipped files, so a config edit that breaks the protocol fails he
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -25,6 +24,7 @@ from gan_init.experiment.pipeline import CONFIGS, load_yaml
 from gan_init.experiment.sweep import expand_command, load_sweep
 from gan_init.networks.backbones import BackboneSpec
 from gan_init.networks.progressive import NoiseGenerator
+from gan_init.runs import SWEEP_RUN_ENV, sweep_run_summary
 from tests.tiny_configs import shrink
 
 REPO = Path(__file__).resolve().parents[1]
@@ -160,12 +160,11 @@ def test_sweeps_first_combination_logs_its_metric(path, tmp_path):
     params.update(cyclegan_config=str(shrunk["cyclegan"]), noise_config=str(shrunk["noise"]))
     if params.get("init_strategy") == "scratch":  # the CycleGAN stage runs for any other arm
         params["init_strategy"] = "cyclegan"
-    out = tmp_path / "summary.json"
-    env = {**os.environ, "GAN_INIT_SUMMARY_OUT": str(out), "WANDB_MODE": "disabled"}
+    env = {**os.environ, SWEEP_RUN_ENV: "protocol/first", "WANDB_MODE": "disabled"}
     cmd = [*expand_command(sweep, params), f"--runs_dir={tmp_path / 'runs'}", "--n_samples=2"]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    metrics = json.loads(out.read_text())["metrics"]
+    metrics = sweep_run_summary(tmp_path / "runs", "protocol/first").metrics
     metric = sweep["metric"]["name"]
     assert isinstance(metrics.get(metric), float), f"{path.name}: {metric} not in {sorted(metrics)}"
 

@@ -178,10 +178,11 @@ def test_spec_round_trips_through_the_state_file_form():
 FAKE_RUN = """
 import json, os, sys
 args = dict(a[2:].split("=", 1) for a in sys.argv[1:])
-out = os.environ["GAN_INIT_SUMMARY_OUT"]
-os.makedirs(os.path.dirname(out), exist_ok=True)
 run_dir = os.path.join(os.environ["GAN_INIT_RUNS_DIR"], "2d", "seed" + args["seed"])
-json.dump({"status": "finished", "run_dir": run_dir, "metrics": {}}, open(out, "w"))
+os.makedirs(run_dir, exist_ok=True)
+summary = {"status": "finished", "run_dir": run_dir, "metrics": {}}
+summary["sweep_run"] = os.environ["GAN_INIT_SWEEP_RUN"]
+json.dump(summary, open(os.path.join(run_dir, "summary.json"), "w"))
 """
 
 

@@ -34,10 +34,11 @@ from typing import IO, Any
 
 import yaml
 
-from gan_init.core.files import read_json, read_state, write_json
+from gan_init.core.files import read_state, write_json
 from gan_init.core.processes import Interrupted, forward_signals, run_lock, start_child
 from gan_init.core.threads import set_thread_environment
 from gan_init.experiment.stats import EndpointSpec
+from gan_init.runs import SWEEP_RUN_ENV, sweep_run_summary
 
 ENDPOINTS_KEY = "endpoints"  # project key, not W&B's: taken out before W&B's engine sees the file
 
@@ -141,7 +142,7 @@ class SweepState:
             check=_check_state,
             recover=(
                 "Run the sweep again to start a new record: finished runs are skipped by their "
-                f"summary.json, and each run's last result is in {path.parent / path.stem}/"
+                "summary.json, which holds each run's result"
             ),
         )
         return state or {}
@@ -286,7 +287,7 @@ class _Workers:
     ) -> None:
         self.sweep, self.state, self.runs_dir = sweep, state, runs_dir
         self.parallel, self.threads = parallel, threads
-        self.folder = state.path.parent / state.path.stem  # summaries and logs of the runs
+        self.folder = state.path.parent / state.path.stem  # logs of the runs
         self.children: dict[str, subprocess.Popen] = {}
         self.records: dict[str, dict[str, Any]] = {}
         self.logs: dict[str, IO[bytes]] = {}
@@ -327,7 +328,7 @@ class _Workers:
         env = dict(
             os.environ,
             GAN_INIT_RUNS_DIR=str(self.runs_dir),
-            GAN_INIT_SUMMARY_OUT=str(self._summary_out(name)),
+            **{SWEEP_RUN_ENV: self._sweep_run(name)},
         )
         if self.threads is not None:  # each run's share of the CPUs
             set_thread_environment(self.threads, env, given=True)
@@ -340,8 +341,9 @@ class _Workers:
         self.children[name] = start_child(command, env=env, stdout=out)
         self.records[name] = record
 
-    def _summary_out(self, name: str) -> Path:
-        return self.folder / f"{name}.json"
+    def _sweep_run(self, name: str) -> str:
+        """The run's name in its summary (``gan_init.runs.SWEEP_RUN_ENV``)."""
+        return f"{self.folder.name}/{name}"
 
     def _reap(self) -> None:
         """Wait until a run ends, and record it (unless a signal stopped the sweep)."""
@@ -357,7 +359,8 @@ class _Workers:
             record = self.records.pop(name)
             if self.received and code != 0:
                 continue  # stopped by the signal: stays "running", run again first on restart
-            summary = read_json(self._summary_out(name))
+            found = sweep_run_summary(self.runs_dir, self._sweep_run(name))
+            summary = found.to_dict() if found else None
             record.update(
                 state="finished" if code == 0 else "failed",
                 exit_code=code,

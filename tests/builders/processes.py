@@ -27,7 +27,8 @@ def wait_for(condition, what: str, limit: float = 120.0) -> None:
 
 
 # A stand-in for ``gan-init pipeline`` in a sweep: appends its arguments to $CALLS, exits 3 for
-# init_strategy "broken", writes a run summary ("diverged" for "unstable") with eval/swd = seed.
+# init_strategy "broken", writes its run folder's summary.json ("diverged" for "unstable") with
+# eval/swd = seed, naming the sweep run that started it, as the pipeline does.
 FAKE_RUN = textwrap.dedent(
     """
     import json, os, sys
@@ -36,10 +37,13 @@ FAKE_RUN = textwrap.dedent(
         f.write(json.dumps(args) + "\\n")
     if args["init_strategy"] == "broken":
         sys.exit(3)
-    out = os.environ["GAN_INIT_SUMMARY_OUT"]
-    os.makedirs(os.path.dirname(out), exist_ok=True)
+    sweep_run = os.environ["GAN_INIT_SWEEP_RUN"]
+    run_dir = os.path.join(os.environ["GAN_INIT_RUNS_DIR"], "fake", sweep_run.replace("/", "_"))
+    os.makedirs(run_dir, exist_ok=True)
     status = "diverged" if args["init_strategy"] == "unstable" else "finished"
-    json.dump({"status": status, "run_dir": "x", "metrics": {"eval/swd": float(args["seed"])}}, open(out, "w"))
+    summary = {"status": status, "run_dir": run_dir, "sweep_run": sweep_run}
+    summary["metrics"] = {"eval/swd": float(args["seed"])}
+    json.dump(summary, open(os.path.join(run_dir, "summary.json"), "w"))
     """
 )
 
