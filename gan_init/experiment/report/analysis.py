@@ -79,6 +79,26 @@ def usable(runs: list[Run]) -> list[Run]:
     return [r for r in runs if r.status == "finished"]
 
 
+def check_same_data(runs: list[Run]) -> None:
+    """Refuse, in one line, to pair runs trained on different data (``data.name`` in each run's
+    ``summary.json``; runs from before it was recorded trained on the built-in ICBM data)."""
+    from gan_init.core.errors import UsageError
+    from gan_init.core.files import read_json
+    from gan_init.runs import SUMMARY
+
+    first: dict[str, Run] = {}
+    for run in runs:
+        data = (read_json(run.path / SUMMARY) or {}).get("data") or {}
+        first.setdefault(data.get("name", "icbm"), run)
+    if len(first) > 1:
+        (a, run_a), (b, run_b) = list(first.items())[:2]
+        raise UsageError(
+            f"{run_a.path} (data {a}) and {run_b.path} (data {b}) were trained on different "
+            "data: pairing them would compare datasets, not init strategies; report each "
+            "dataset's runs from their own runs folder (--runs_dir)"
+        )
+
+
 def reach_value(run: Run, scratch: Run | None, metric: str) -> tuple[float, bool] | None:
     """Images until ``run`` first reaches ``scratch``'s final ``metric`` (same seed), and whether
     it was censored at the run's budget (never reached)."""
@@ -98,6 +118,7 @@ def endpoint_values(
     values: dict[tuple[str, str, int], float] = {}
     censored: dict[tuple[str, str], int] = {}
     good = usable(runs)
+    check_same_data(good)
     scratch = {(r.grow, r.seed): r for r in good if r.strategy == BASELINE}
     for run in good:
         key = (run.strategy, run.grow, run.seed)
