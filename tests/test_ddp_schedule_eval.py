@@ -23,7 +23,9 @@ SCRIPT = textwrap.dedent(
 
     from gan_init.callbacks import EvaluationCallback, ProgressiveSchedule
     from gan_init.cli import end_process_group
-    from tests.helpers import Blobs, BlobData, cpu_trainer, tiny_noise_gan
+    from tests.builders.images import BlobData, Blobs
+    from tests.builders.networks import tiny_noise_gan
+    from tests.builders.trainer import cpu_trainer
 
 
     class Data(BlobData):

@@ -24,7 +24,9 @@ SCRIPT = textwrap.dedent(
 
     from gan_init.callbacks import WeightTransfer
     from gan_init.cli import end_process_group
-    from tests.helpers import BlobData, cpu_trainer, tiny_noise_gan
+    from tests.builders.images import BlobData
+    from tests.builders.networks import tiny_noise_gan
+    from tests.builders.trainer import cpu_trainer
 
 
     def digest(module):
