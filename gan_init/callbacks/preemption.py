@@ -85,7 +85,9 @@ class PreemptionCheckpoint(Callback):
             return
         for path, callback in self._last_paths(trainer).items():
             callback.last_model_path = str(path)
-            trainer.save_checkpoint(path)  # every rank calls it (a collective under DDP)
+            # The full training state (optimizers, loops, callbacks) for an exact resume; said
+            # explicitly, so Lightning does not log "`weights_only` was not set" at every fit end.
+            trainer.save_checkpoint(path, weights_only=False)  # every rank: a collective in DDP
 
     @staticmethod
     def _last_paths(trainer: Trainer) -> dict[Path, ModelCheckpoint]:
@@ -109,7 +111,7 @@ class PreemptionCheckpoint(Callback):
             # Recorded in the checkpoint (the callback's state): the resumed run then writes
             # this same last.ckpt, not a last-v1.ckpt beside it.
             callback.last_model_path = str(path)
-            trainer.save_checkpoint(path)  # every rank calls it (a collective under DDP)
+            trainer.save_checkpoint(path, weights_only=False)  # every rank: a collective in DDP
             rank_zero_info(
                 f"stopped by a signal at step {trainer.global_step}: saved {path}; resume with "
                 f"--ckpt_path {path}"
