@@ -220,3 +220,39 @@ def test_a_bad_endpoint_spec_stops_the_sweep_before_any_run(tmp_path):
     with pytest.raises(ValueError, match=r"mine.yaml: endpoints.margin: expected a positive"):
         run_sweep(path, runs_dir=tmp_path / "runs")
     assert not (tmp_path / "runs" / "sweeps" / "mine.json").exists()
+
+
+def test_mcnemar_exact_counts_discordant_pairs_and_matches_scipy():
+    from scipy import stats as sps
+
+    from gan_init.experiment.stats import mcnemar_exact
+
+    arm = [True, True, True, True, True, False, False, True]
+    base = [False, False, False, False, False, False, True, True]
+    b, c, p = mcnemar_exact(arm, base)
+    assert (b, c) == (5, 1)  # the last pair failed in both: concordant, no information
+    assert p == pytest.approx(sps.binomtest(5, 6, 0.5).pvalue, abs=1e-13)
+    assert p == pytest.approx(2 * (1 + 6) / 2**6)  # by hand: 2 * P(X <= 1), X ~ Bin(6, 1/2)
+    assert mcnemar_exact([False] * 4, [False] * 4) == (0, 0, 1.0)
+    with pytest.raises(ValueError, match="equal-length"):
+        mcnemar_exact([True], [True, False])
+
+
+def test_paired_variance_test_is_pitman_morgan():
+    import numpy as np
+    from scipy import stats as sps
+
+    from gan_init.experiment.stats import paired_variance_test
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(0, 1, 12)
+    y = 0.5 * x + rng.normal(0, 4, 12)  # paired, much wider
+    sd_x, sd_y, p = paired_variance_test(x, y)
+    assert (sd_x, sd_y) == pytest.approx((x.std(ddof=1), y.std(ddof=1)))
+    # By hand: r of (x + y, x - y); t = r sqrt((n - 2) / (1 - r^2)); two-sided, n - 2 df.
+    r = np.corrcoef(x + y, x - y)[0, 1]
+    t = r * np.sqrt(10 / (1 - r**2))
+    assert p == pytest.approx(2 * sps.t.sf(abs(t), 10), abs=1e-12)
+    assert p < 0.05
+    assert np.isnan(paired_variance_test(x, x)[2])  # a constant difference: undefined
+    assert np.isnan(paired_variance_test([1.0, 2.0], [2.0, 3.0])[2])

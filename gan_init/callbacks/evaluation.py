@@ -207,6 +207,7 @@ class EvaluationCallback(Callback):
         self.failure_rule = FailureRule(collapse_msssim_margin, not_converged_swd)
         self._extractor: CachedFeatures | None = None
         self._real_cache: dict[tuple[int, ...], tuple[Tensor, Tensor | None]] = {}
+        self._full: int | None = None
         # Wall-clock seconds of this callback's work and of the fit (earlier attempts included).
         self.eval_seconds = 0.0
         self.fit_seconds_before = 0.0
@@ -449,6 +450,12 @@ class EvaluationCallback(Callback):
         values["resolution"] = float(size[-1])
         return self._log(trainer, pl_module, values)
 
+    def _full_side(self, trainer: Trainer) -> int:
+        """The data's full resolution (side of the reference images)."""
+        if self._full is None:
+            self._full = int(trainer.datamodule.real_images(1, split=REFERENCE_SPLIT).shape[-1])
+        return self._full
+
     def _log(self, trainer: Trainer, pl_module: LightningModule, values: dict[str, float]) -> dict:
         values = {k: float(v) for k, v in values.items()}
         if "resolution" in values:
@@ -457,7 +464,7 @@ class EvaluationCallback(Callback):
             # different scales (SWD of noise against real: 728 at 8 px, 221 at 32 px) and are
             # never averaged together.
             res = int(values["resolution"])
-            full = res == int(max(trainer.datamodule.image_shape))
+            full = res == self._full_side(trainer)
             for key in [k for k in values if k != "resolution" and not _is_level(k)]:
                 values[f"at{res}/{key}"] = values[key]
                 if full:

@@ -6,6 +6,8 @@ seed, growth mode and noise config (same critic and stem init, latent draws and 
 - ``paired_t``: mean paired difference, exact t 95% CI, two-sided paired-t p value.
 - ``tost``: two one-sided tests against an equivalence margin (Schuirmann 1987).
 - ``holm``: Holm's step-down adjustment of a family of p values (Holm 1979).
+- ``mcnemar_exact``: paired failures (arm vs baseline of the same seed), exact on the
+  discordant pairs; ``paired_variance_test``: Pitman-Morgan, equal spread of paired values.
 - ``mde_paired``: the smallest true mean difference a two-sided paired t test detects with the
   given power, from the noncentral t distribution (not the normal approximation).
 - ``compare_to_baseline``: all of the above per (strategy, growth mode), with a one-word verdict
@@ -133,6 +135,43 @@ def holm(pvalues: Sequence[float]) -> list[float]:
         running = max(running, min(1.0, (m - k) * p[i]))
         out[i] = running
     return out.tolist()
+
+
+def mcnemar_exact(
+    arm_failed: Sequence[bool], base_failed: Sequence[bool]
+) -> tuple[int, int, float]:
+    """Exact McNemar test of paired failures (seeds in the same order): ``(b, c, p)`` with b the
+    pairs where only the arm failed, c where only the baseline failed, and the two-sided exact
+    binomial p value of b among b + c discordant pairs at 1/2 (concordant pairs carry no
+    information about a difference). p = 1 with no discordant pair."""
+    from scipy import stats
+
+    if len(arm_failed) != len(base_failed):
+        raise ValueError("mcnemar_exact: expected two equal-length sequences (one per seed)")
+    b = sum(bool(a) and not bool(z) for a, z in zip(arm_failed, base_failed))
+    c = sum(bool(z) and not bool(a) for a, z in zip(arm_failed, base_failed))
+    if b + c == 0:
+        return 0, 0, 1.0
+    return b, c, float(stats.binomtest(b, b + c, 0.5).pvalue)
+
+
+def paired_variance_test(x: Sequence[float], y: Sequence[float]) -> tuple[float, float, float]:
+    """Pitman-Morgan test of equal variances of paired samples (seeds in the same order):
+    ``(sd_x, sd_y, p)``. var(x) = var(y) exactly when x + y and x - y are uncorrelated, so p is
+    the two-sided p value of Pearson's r between them (t with n - 2 degrees of freedom). nan
+    with fewer than 3 pairs or a constant sum or difference."""
+    from scipy import stats
+
+    a, b = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if a.shape != b.shape or a.ndim != 1:
+        raise ValueError("paired_variance_test: expected two equal-length 1-D sequences")
+    if len(a) < 3:
+        return math.nan, math.nan, math.nan
+    sd_a, sd_b = float(a.std(ddof=1)), float(b.std(ddof=1))
+    total, diff = a + b, a - b
+    if np.ptp(total) == 0 or np.ptp(diff) == 0:
+        return sd_a, sd_b, math.nan
+    return sd_a, sd_b, float(stats.pearsonr(total, diff).pvalue)
 
 
 def mde_paired(sd: float, n: int, alpha: float = 0.05, power: float = 0.8) -> float:
