@@ -241,7 +241,7 @@ class TransferDiagnostics(Callback):
         self.reference_weights = self.weights(pl_module)
         self.reference_grams = self.grams(pl_module)
         self.next_at = int(pl_module.images_shown)
-        self.transferred = self._transferred_parts(trainer)
+        self.transferred = self._transferred_parts(pl_module)
         if trainer.is_global_zero:
             record = {
                 "diag/parts": ",".join(self.reference_weights),
@@ -257,15 +257,14 @@ class TransferDiagnostics(Callback):
         )
 
     @staticmethod
-    def _transferred_parts(trainer: Trainer) -> list[str] | None:
-        """Generator parts with copied parameters, from the ``WeightTransfer`` summary (None when
-        the run has no weight transfer)."""
-        for callback in trainer.callbacks:
-            summary = getattr(callback, "summary", None)
-            if isinstance(summary, dict) and "parts" in summary:
-                return [
-                    part
-                    for part, row in summary["parts"].items()
-                    if part in GENERATOR_PARTS and row.get("copied_parameters", 0) > 0
-                ]
-        return None
+    def _transferred_parts(pl_module: LightningModule) -> list[str] | None:
+        """Generator parts with copied parameters, from the summary ``WeightTransfer`` set on the
+        model (None when the run has no weight transfer)."""
+        summary = pl_module.transfer_summary
+        if summary is None:
+            return None
+        return [
+            part
+            for part, row in summary["parts"].items()
+            if part in GENERATOR_PARTS and row.get("copied_parameters", 0) > 0
+        ]

@@ -33,6 +33,9 @@ class EMA(Callback):
     def decay_at(self, step: int) -> float:
         return min(self.decay, (1.0 + step) / (10.0 + step)) if self.warmup else self.decay
 
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        pl_module.ema_active = True  # pictures of the run draw from generator_ema
+
     def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if trainer.ckpt_path is None:
             pl_module.reset_ema()

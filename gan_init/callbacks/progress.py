@@ -1,8 +1,9 @@
 """Training progress a person can read, on a terminal and in a log file.
 
-With a ``ProgressiveSchedule`` the run is counted in images: ``images shown / images planned``,
-level (resolution), fade-in alpha, elapsed time and time left. Otherwise (the CycleGAN) in
-epochs and batches. On a terminal this is one live bar (tqdm); when stdout is not a terminal
+With a ``ProgressiveSchedule`` (which sets its resolved schedule on the model,
+``image_schedule``) the run is counted in images: ``images shown / images planned``, level
+(resolution), fade-in alpha, elapsed time and time left. Otherwise (the CycleGAN) in epochs and
+batches. On a terminal this is one live bar (tqdm); when stdout is not a terminal
 (nohup, SLURM, the pipeline's ``log.txt``) it is a plain line every ``every_seconds`` seconds
 and every ``every_percent`` percent, flushed, so a log file shows where the run is.
 
@@ -66,11 +67,6 @@ class TrainingProgress(ProgressBar):
         self._enabled = True
 
     # ---- what to show ------------------------------------------------------------------------
-
-    def _find_schedule(self, trainer: Trainer) -> Any:
-        from gan_init.callbacks.progressive import ProgressiveSchedule
-
-        return next((c for c in trainer.callbacks if isinstance(c, ProgressiveSchedule)), None)
 
     def _done_total(
         self, trainer: Trainer, pl_module: LightningModule
@@ -155,7 +151,8 @@ class TrainingProgress(ProgressBar):
     # ---- hooks -------------------------------------------------------------------------------
 
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        self._schedule = self._find_schedule(trainer)
+        # The noise GAN's resolved schedule (set by ProgressiveSchedule); the CycleGAN has none.
+        self._schedule = getattr(pl_module, "image_schedule", None)
         self._start = self._last_print = time.monotonic()
         self._start_done, total = self._done_total(trainer, pl_module)
         terminal = sys.stdout.isatty() if self.terminal is None else self.terminal

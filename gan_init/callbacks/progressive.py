@@ -5,12 +5,17 @@ Level ``l`` first fades in over ``fade_images[l]`` images (alpha 0 -> 1; level 0
 then trains at alpha 1 for ``train_images[l]`` images. The schedule is a pure function of
 ``pl_module.images_shown`` (a buffer in the module's state_dict), so a resumed run continues at
 exactly the level and alpha it stopped at.
+
+The resolved schedule (an ``ImageSchedule``) is set on the model at setup
+(``pl_module.image_schedule``), where the other callbacks read it (the weight transfer's freeze
+budget, the progress line's images planned), as they read the EMA generator from the model.
 """
 
 from __future__ import annotations
 
 import bisect
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from pytorch_lightning import Callback, LightningModule, Trainer
 from pytorch_lightning.utilities import rank_zero_warn
@@ -28,6 +33,42 @@ def _per_level(name: str, value: int | Sequence[int], n_levels: int) -> list[int
     if any(v < 0 for v in values):
         raise ValueError(f"{name}={values}: expected non-negative image counts")
     return values
+
+
+@dataclass(frozen=True)
+class ImageSchedule:
+    """A schedule resolved for a generator's levels, in images shown.
+
+    ``fade[l]``: images of level ``l``'s fade-in (0 for level 0); ``bounds``: images shown when
+    each level's fade-in starts, then the end of the run (``n_levels + 1`` values);
+    ``batch_sizes``: per-level batch size, or None (the data module's)."""
+
+    fade: tuple[int, ...]
+    bounds: tuple[int, ...]
+    batch_sizes: tuple[int, ...] | None = None
+
+    @property
+    def n_levels(self) -> int:
+        return len(self.fade)
+
+    @property
+    def total_images(self) -> int:
+        return self.bounds[-1]
+
+    @property
+    def level_starts(self) -> list[int]:
+        """Images shown when each level is first reached (its fade-in begins; level 0 at 0);
+        level ``l`` is active for ``total_images - level_starts[l]`` images (what a freeze
+        fraction of ``cyclegan_frozen`` is a fraction of)."""
+        return list(self.bounds[:-1])
+
+    def progress_at(self, images: int) -> tuple[int, float]:
+        """``(level, alpha)`` after ``images`` images shown."""
+        level = min(bisect.bisect_right(self.bounds, images) - 1, self.n_levels - 1)
+        into = images - self.bounds[level]
+        fade = self.fade[level]
+        alpha = 1.0 if fade == 0 or into >= fade else into / fade
+        return level, alpha
 
 
 class ProgressiveSchedule(Callback):
@@ -56,7 +97,7 @@ class ProgressiveSchedule(Callback):
         self.fade_images = fade_images
         self.batch_size = batch_size
         self.stop_when_done = stop_when_done
-        self._bounds: list[int] = []
+        self.plan: ImageSchedule | None = None  # resolved by build()
 
     def build(self, n_levels: int) -> None:
         """Resolve the per-level lists for a generator with ``n_levels`` levels."""
@@ -83,52 +124,57 @@ class ProgressiveSchedule(Callback):
             train = [budget, *train[dropped + 1 :]]
             fade = fade[dropped:]
         fade[0] = 0
-        self.n_levels = n_levels
-        self.fade = fade
-        self.batch_sizes = (
+        batch_sizes = (
             None
             if self.batch_size is None
             else _per_level("batch_size", self.batch_size, n_levels)[-n_levels:]
         )
         # Start of each level's fade-in, in images shown; the schedule ends at bounds[-1].
-        self._bounds = [0]
+        bounds = [0]
         for f, t in zip(fade, train):
-            self._bounds.append(self._bounds[-1] + f + t)
+            bounds.append(bounds[-1] + f + t)
+        self.plan = ImageSchedule(
+            tuple(fade), tuple(bounds), None if batch_sizes is None else tuple(batch_sizes)
+        )
+
+    @property
+    def n_levels(self) -> int:
+        return self.plan.n_levels
+
+    @property
+    def batch_sizes(self) -> list[int] | None:
+        sizes = self.plan.batch_sizes
+        return None if sizes is None else list(sizes)
 
     @property
     def total_images(self) -> int:
-        return self._bounds[-1]
+        return self.plan.total_images
 
     @property
     def bounds(self) -> list[int]:
         """Images shown when each level's fade-in starts, then the end of the run."""
-        return list(self._bounds)
+        return list(self.plan.bounds)
 
     def level_starts(self, n_levels: int) -> list[int]:
         """Images shown when each level of a generator with ``n_levels`` levels is first reached
-        (its fade-in begins; level 0 at 0). The schedule ends at ``total_images``; level ``l`` is
-        active for ``total_images - level_starts(n)[l]`` images (what a freeze fraction of
-        ``cyclegan_frozen`` is a fraction of)."""
+        (``ImageSchedule.level_starts``)."""
         self.build(n_levels)
-        return self._bounds[:-1]
+        return self.plan.level_starts
 
     def progress_at(self, images: int) -> tuple[int, float]:
         """``(level, alpha)`` after ``images`` images shown."""
-        level = min(bisect.bisect_right(self._bounds, images) - 1, self.n_levels - 1)
-        into = images - self._bounds[level]
-        fade = self.fade[level]
-        alpha = 1.0 if fade == 0 or into >= fade else into / fade
-        return level, alpha
+        return self.plan.progress_at(images)
 
     def _apply(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        level, alpha = self.progress_at(pl_module.images_shown)
+        level, alpha = self.plan.progress_at(pl_module.images_shown)
         pl_module.set_progress(level, alpha)
         datamodule = trainer.datamodule
-        if self.batch_sizes is not None and datamodule is not None:
-            datamodule.batch_size = self.batch_sizes[level]
+        if self.plan.batch_sizes is not None and datamodule is not None:
+            datamodule.batch_size = self.plan.batch_sizes[level]
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         self.build(pl_module.generator.n_levels)
+        pl_module.image_schedule = self.plan  # what the other callbacks read
         varies = self.batch_sizes is not None and len(set(self.batch_sizes)) > 1
         if varies and trainer.reload_dataloaders_every_n_epochs != 1:
             rank_zero_warn(
@@ -148,5 +194,5 @@ class ProgressiveSchedule(Callback):
         # Leave the state matching images_shown (what a checkpoint saved now restores), and pick
         # the batch size for the next dataloader.
         self._apply(trainer, pl_module)
-        if self.stop_when_done and pl_module.images_shown >= self.total_images:
+        if self.stop_when_done and pl_module.images_shown >= self.plan.total_images:
             trainer.should_stop = True

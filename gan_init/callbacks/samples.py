@@ -20,7 +20,6 @@ import pytorch_lightning as pl
 import torch
 from torch import Tensor
 
-from gan_init.callbacks.ema import EMA
 from gan_init.core.visualize import image_grid, save_png, side_by_side, titled
 from gan_init.models.progressive import real_at
 
@@ -105,8 +104,8 @@ class NoiseSampleGrid(pl.Callback):
 
     def grid(self, pl_module: pl.LightningModule, real: Tensor, note: str | None = None):
         """The picture (uint8 ``[H, W]``): generated (fixed latents) | real, captioned."""
-        ema = any(isinstance(c, EMA) for c in pl_module.trainer.callbacks)
-        fake = pl_module.sample(self.n_samples, seed=self.seed, ema=ema).float().cpu()
+        fake = pl_module.sample(self.n_samples, seed=self.seed, ema=pl_module.ema_active)
+        fake = fake.float().cpu()
         real = real_at(real, pl_module.resolution, pl_module.alpha).float().cpu()
         side = pl_module.resolution
         dims = "x".join([str(side)] * (fake.dim() - 2))

@@ -20,7 +20,6 @@ from pytorch_lightning import Callback, LightningModule, Trainer
 from pytorch_lightning.loggers import WandbLogger
 from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
 
-from gan_init.callbacks.progressive import ProgressiveSchedule
 from gan_init.runs import TRANSFER_SUMMARY
 from gan_init.transfer.source import TransferSource
 from gan_init.transfer.strategies import INIT_STRATEGIES, FreezeRule
@@ -80,8 +79,8 @@ class WeightTransfer(Callback):
             (``seed_everything``), else 0. Every rank uses the same one.
         freeze_fraction: ``cyclegan_frozen`` keeps each transferred part frozen for this fraction
             of its active images (from when its level is first reached to the end of the
-            ``ProgressiveSchedule`` in ``trainer.callbacks``), so it is released inside any
-            budget; in [0, 1).
+            schedule the ``ProgressiveSchedule`` set on the model, ``image_schedule``), so it is
+            released inside any budget; in [0, 1).
         allow_scale_mismatch: transfer from a CycleGAN trained at another image size than the
             noise GAN renders (refused otherwise); the summary records ``scale_ratio``.
     """
@@ -202,7 +201,9 @@ class WeightTransfer(Callback):
         # Every rank reads the same file (or seed), so every rank ends with the same weights.
         source = self._source(pl_module.spatial_dims)
         scale = self._check_scale(source, pl_module, warn=True)
-        level_starts, total = self._schedule_budget(trainer, pl_module)
+        schedule = pl_module.image_schedule  # set by a ProgressiveSchedule at setup
+        level_starts = None if schedule is None else schedule.level_starts
+        total = None if schedule is None else schedule.total_images
         plan = make_plan(
             self.init_strategy, pl_module, source, freeze_images=self.freeze_images,
             freeze_from_level=self.freeze_from_level, seed=self._seed(),
@@ -232,6 +233,7 @@ class WeightTransfer(Callback):
             "parts": transfer_summary(pl_module, copied, frozen),
             "tensors": [{"from": c.source, "to": c.target} for c in copied],
         }
+        pl_module.transfer_summary = self.summary  # what the diagnostics read
         self._report(trainer)
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
@@ -250,17 +252,6 @@ class WeightTransfer(Callback):
                     f"({rule.images} images after level {rule.level} was reached at "
                     f"{self.level_reached_at.get(rule.level)})"
                 )
-
-    def _schedule_budget(
-        self, trainer: Trainer, pl_module: LightningModule
-    ) -> tuple[list[int] | None, int | None]:
-        """``(level_starts, total_images)`` of the ``ProgressiveSchedule`` in
-        ``trainer.callbacks``; ``(None, None)`` without one."""
-        schedules = [cb for cb in trainer.callbacks if isinstance(cb, ProgressiveSchedule)]
-        if not schedules:
-            return None, None
-        starts = schedules[0].level_starts(pl_module.generator.n_levels)
-        return starts, schedules[0].total_images
 
     # ---- resume ----------------------------------------------------------------------------------
 
@@ -285,6 +276,7 @@ class WeightTransfer(Callback):
         self.summary = state_dict.get("summary")
 
     def _resume(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        pl_module.transfer_summary = self.summary  # restored with this callback's state
         if not self._restored:
             self.rules, self.level_reached_at = [], {}
             rank_zero_warn(

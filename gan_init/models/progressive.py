@@ -142,7 +142,9 @@ class ProgressiveGAN(LightningModule):
     ``images_shown`` (images seen so far over all ranks, a buffer in the state_dict),
     ``sample(n, seed=None, ema=True) -> [n, C, *S]`` in [-1, 1] at the current output side,
     ``set_progress(level, alpha)`` (used by the schedule callback) and ``reset_ema()`` (used at fit
-    start and by weight transfer).
+    start and by weight transfer); set by callbacks for the others: ``image_schedule`` (None
+    without a ``ProgressiveSchedule``), ``ema_active``, ``transfer_summary`` (None without a
+    ``WeightTransfer``).
 
     Args:
         generator: the noise generator (its ``resolutions`` are the levels).
@@ -200,6 +202,13 @@ class ProgressiveGAN(LightningModule):
         # Seed of the training streams: the run's seed (LightningCLI seeds before building the
         # model); a checkpoint keeps it, so a resumed run draws what the uninterrupted one drew.
         self.rng_seed = torch.initial_seed()
+        # What the callbacks set at setup and fit start for one another to read (rebuilt from the
+        # run's config by each fit, so no checkpoint holds them): the resolved schedule (an
+        # ImageSchedule, from ProgressiveSchedule), whether generator_ema is kept up to date
+        # (by the EMA callback), and what the weight transfer did (WeightTransfer's summary).
+        self.image_schedule: Any = None
+        self.ema_active = False
+        self.transfer_summary: dict[str, Any] | None = None
         self.set_progress(generator.current_level, generator.current_alpha)
 
     # ---- public interface -------------------------------------------------------------------
