@@ -65,8 +65,11 @@ def normalized_auc(images: Sequence[float], values: Sequence[float]) -> float:
 
 
 def direction(metric: str) -> int:
-    """+1 when lower is better, -1 when higher is better, 0 when neither."""
-    return 1 if metric in LOWER_IS_BETTER else (-1 if metric in HIGHER_IS_BETTER else 0)
+    """+1 when lower is better, -1 when higher is better, 0 when neither. A metric at one
+    resolution (``eval/full/swd``, ``eval/at32/swd``) or its window mean (``eval/full/swd_mean``)
+    has its metric's direction."""
+    base = re.sub(r"^eval/(full|at\d+)/", "eval/", metric).removesuffix("_mean")
+    return 1 if base in LOWER_IS_BETTER else (-1 if base in HIGHER_IS_BETTER else 0)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -312,7 +315,7 @@ def compare_to_baseline(
 # The pre-specified analysis in a sweep file
 
 
-_ENDPOINT = re.compile(r"^(auc|final|reach)\((eval/[A-Za-z0-9_]+)\)$")
+_ENDPOINT = re.compile(r"^(auc|final|reach)\((eval/[A-Za-z0-9_]+(?:/[A-Za-z0-9_]+)?)\)$")
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,188 @@
+"""The map's Markdown and figure, from ``map.CellResult`` records (no file is read here).
+
+``write_map_report(tables, out_dir)`` is what ``gan-init report TABLE.csv [TABLE.csv ...]``
+runs: ``map.md`` (one table per dimensionality, a row per arm, a column per cell; then the
+stability, detectable-effect and diagnostics tables) and ``map.png`` (paired differences per
+cell with the margin band, one panel per dimensionality side by side).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from gan_init.core.files import write_atomic
+from gan_init.experiment.report.map import CellResult, load_results
+from gan_init.experiment.stats import BASELINE, VERDICT_RULE, Comparison
+
+
+def _num(x: float, digits: int = 3) -> str:
+    return "n/a" if x is None or not math.isfinite(x) else f"{x:.{digits}g}"
+
+
+def _quality_cell(c: Comparison | None, pilot: bool) -> str:
+    if c is None:
+        return "-"
+    lo, hi = c.test.ci
+    text = f"{c.test.mean:+.1f} [{lo:+.1f}, {hi:+.1f}]"
+    return text if pilot else f"{text} **{c.verdict}**"
+
+
+def _stability_cell(result: CellResult, arm: str, pilot: bool) -> str:
+    s = result.stability.get(arm)
+    if s is None:
+        return "-"
+    text = f"{s.failures}/{s.runs}"
+    if arm != BASELINE and not pilot:
+        text += f" (p {_num(s.p_holm, 2)})"
+    return text
+
+
+def _arms(results: list[CellResult]) -> list[str]:
+    arms = sorted({a for r in results for a in r.stability})
+    return [BASELINE] * (BASELINE in arms) + [a for a in arms if a != BASELINE]
+
+
+def _grid(results: list[CellResult], cell_text: Any) -> list[str]:
+    arms = _arms(results)
+    lines = ["| arm | " + " | ".join(r.label for r in results) + " |"]
+    lines.append("|---" * (len(results) + 1) + "|")
+    for arm in arms:
+        lines.append(f"| {arm} | " + " | ".join(cell_text(r, arm) for r in results) + " |")
+    return lines
+
+
+def _comparison(result: CellResult, arm: str) -> Comparison | None:
+    return next((c for c in result.quality if c.strategy == arm), None)
+
+
+def dims_section(meta: dict, results: list[CellResult], pilot: bool) -> list[str]:
+    """The map of one sweep: quality, stability, detectable effect, diagnostics."""
+    if not results:
+        return []
+    endpoints = meta.get("endpoints", {})
+    seeds = sorted({s for r in results for s in r.seeds})
+    lines = [
+        f"## {results[0].dims}D: {meta.get('sweep', '')}",
+        "",
+        f"Primary endpoint `{endpoints.get('primary')}`, lower is better; margin "
+        f"±{endpoints.get('margin')} (absolute, fixed before the runs); alpha "
+        f"{endpoints.get('alpha')}; seeds {seeds}; threads per run {meta.get('threads', 'n/a')}.",
+        "",
+        "### Quality: paired difference arm - scratch (95% CI)" + ("" if pilot else " and verdict"),
+        "",
+        *_grid(
+            results,
+            lambda r, a: "(baseline)" if a == BASELINE else _quality_cell(_comparison(r, a), pilot),
+        ),
+        "",
+        "### Stability: failed runs"
+        + ("" if pilot else " (exact McNemar vs scratch, Holm across the cell's arms)"),
+        "",
+        *_grid(results, lambda r, a: _stability_cell(r, a, pilot)),
+        "",
+        "### Seed-to-seed spread of the final full-resolution SWD: SD arm / SD scratch"
+        + ("" if pilot else " (Pitman-Morgan, Holm)"),
+        "",
+        *_grid(results, lambda r, a: _spread_cell(r, a, pilot)),
+        "",
+        "### Smallest detectable difference (80% power) and the pairs it rests on",
+        "",
+        *_grid(results, _mde_cell),
+        "",
+        "### Transfer diagnostics at the end: CKA trunk / decoder, weight distance trunk",
+        "",
+        *_grid(results, _diag_cell),
+        "",
+    ]
+    return lines
+
+
+def _spread_cell(result: CellResult, arm: str, pilot: bool) -> str:
+    s = result.stability.get(arm)
+    if s is None or arm == BASELINE:
+        return "-"
+    text = f"{_num(s.sd)} / {_num(s.sd_base)}"
+    return text if pilot else f"{text} (p {_num(s.var_p_holm, 2)})"
+
+
+def _mde_cell(result: CellResult, arm: str) -> str:
+    c = _comparison(result, arm)
+    if c is None:
+        return "-"
+    dropped = f", {len(c.unpaired)} unpaired" if c.unpaired else ""
+    return f"{_num(c.mde)} ({c.test.n} pairs{dropped})"
+
+
+def _diag_cell(result: CellResult, arm: str) -> str:
+    d = result.diagnostics.get(arm) or {}
+    if not d:
+        return "-"
+    keys = ("cka_trunk", "cka_decoder", "weight_dist_trunk")
+    return " / ".join(_num(d.get(k, math.nan), 2) for k in keys)
+
+
+def plot_map(sections: list[tuple[dict, list[CellResult]]], out: Path) -> Path | None:
+    """Paired differences (mean and 95% CI) per cell and arm, the margin as a band; a panel per
+    sweep, side by side."""
+    from gan_init.experiment.report.plots import _pyplot
+
+    panels = [(meta, results) for meta, results in sections if results]
+    if not panels:
+        return None
+    plt = _pyplot()
+    width = max(6.0, 3.2 * max(len(r) for _, r in panels))
+    fig, axes = plt.subplots(1, len(panels), figsize=(width * len(panels), 5.2), squeeze=False)
+    for ax, (meta, results) in zip(axes[0], panels):
+        arms = [a for a in _arms(results) if a != BASELINE]
+        margin = float(meta.get("endpoints", {}).get("margin", math.nan))
+        ax.axhspan(-margin, margin, color="0.88", label=f"margin ±{margin:g}")
+        ax.axhline(0, color="0.4", lw=0.8)
+        step = 0.8 / max(1, len(arms))
+        for k, arm in enumerate(arms):
+            xs, ys, lows, highs = [], [], [], []
+            for i, result in enumerate(results):
+                c = _comparison(result, arm)
+                if c is None or not math.isfinite(c.test.mean):
+                    continue
+                xs.append(i - 0.4 + step * (k + 0.5))
+                ys.append(c.test.mean)
+                lo, hi = c.test.ci
+                lows.append(c.test.mean - lo if math.isfinite(lo) else 0.0)
+                highs.append(hi - c.test.mean if math.isfinite(hi) else 0.0)
+            ax.errorbar(xs, ys, yerr=[lows, highs], fmt="o", capsize=3, label=arm)
+        ax.set_xticks(range(len(results)))
+        ax.set_xticklabels([r.label.replace(", ", "\n") for r in results], fontsize=9)
+        ax.set_ylabel(f"{meta.get('endpoints', {}).get('primary')}: arm - scratch (lower: better)")
+        ax.set_title(f"{results[0].dims}D ({meta.get('sweep', '')})")
+        ax.legend(fontsize=8, loc="best")
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def write_map_report(tables: list[Path], out_dir: Path, pilot: bool = False) -> Path:
+    """``map.md`` and ``map.png`` in ``out_dir`` from the run tables alone."""
+    sections = load_results([Path(t) for t in tables], pilot=pilot)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    title = "Pilot (tuning seeds): descriptive only, no verdicts" if pilot else "The map"
+    lines = [f"# {title}", "", f"From: {', '.join(str(t) for t in tables)}", ""]
+    if not pilot:
+        lines += [
+            f"Verdicts: {VERDICT_RULE} In the map, Holm's family is the arms of one cell.",
+            "",
+            "Quality pairs need both runs' endpoints: a run that diverged has none, leaves the "
+            "quality pairs (counted as unpaired) and counts as a failure under stability.",
+            "",
+        ]
+    figure = plot_map(sections, out_dir / "map.png")
+    if figure is not None:
+        lines += [f"![paired differences per cell]({figure.name})", ""]
+    for meta, results in sections:
+        lines += dims_section(meta, results, pilot)
+    path = out_dir / "map.md"
+    write_atomic(path, "\n".join(lines) + "\n")
+    return path

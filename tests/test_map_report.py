@@ -1,0 +1,115 @@
+"""The map from a committed run table alone (tests/data/map_table.csv and its .json): verdicts
+checked by hand, tuning seeds refused, the pilot described without verdicts, and a run folder's
+row."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import stats as sps
+
+from gan_init.cli.commands.report import main as report_main
+from gan_init.experiment.report.map import SeedPlan, load_results
+from gan_init.experiment.run_table import COLUMNS, read_table, row_of, write_table
+from gan_init.runs import METRICS_FINAL, RunSummary
+
+TABLE = Path(__file__).parent / "data" / "map_table.csv"
+
+
+def _endpoints(arm: str, cell: tuple[str, str, str]) -> dict[int, float]:
+    with open(TABLE, newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r["arm"] == arm]
+    return {
+        int(r["seed"]): float(r["endpoint"])
+        for r in rows
+        if (r["train_subjects"], r["stress"], r["grow"]) == cell and r["endpoint"]
+    }
+
+
+def test_verdicts_from_the_committed_table_match_a_hand_computation(tmp_path):
+    ((meta, cells),) = load_results([TABLE])
+    unlimited = next(c for c in cells if c.cell == (None, 1.0, "none"))
+    cyc = next(c for c in unlimited.quality if c.strategy == "cyclegan")
+    # By hand: paired differences over the six seeds, t interval and two-sided p.
+    arm, base = _endpoints("cyclegan", ("", "1", "none")), _endpoints("scratch", ("", "1", "none"))
+    d = np.array([arm[s] - base[s] for s in sorted(base)])
+    half = sps.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))
+    assert cyc.test.mean == pytest.approx(d.mean())
+    assert cyc.test.ci == pytest.approx((d.mean() - half, d.mean() + half))
+    p = 2 * sps.t.sf(abs(d.mean()) / (d.std(ddof=1) / np.sqrt(len(d))), len(d) - 1)
+    other = next(c for c in unlimited.quality if c.strategy == "cyclegan_untrained")
+    q = other.test.p  # Holm over the cell's two arms, by hand
+    assert cyc.p_holm == pytest.approx(min(1.0, 2 * p) if p <= q else max(min(1.0, 2 * q), p))
+    assert cyc.verdict == "better" and cyc.margin == 8.0
+    assert other.verdict == "equivalent"  # |CI| well inside ±8
+    # Stability in the stressed scarce cell: scratch failed 4 of 6, cyclegan none: McNemar on the
+    # 4 discordant pairs, exact: 2 * (1/2)^4 = 0.125, Holm x2 over the two arms at most.
+    stressed = next(c for c in cells if c.cell == (16, 4.0, "stem"))
+    s = stressed.stability["cyclegan"]
+    assert (s.failures, s.runs, s.discordant) == (0, 6, (0, 4))
+    assert s.p == pytest.approx(0.125)
+    # The diverged run leaves the quality pairs (unpaired), and counts as a failure.
+    untrained = next(c for c in stressed.quality if c.strategy == "cyclegan_untrained")
+    assert untrained.test.n == 5 and untrained.unpaired == [5]
+    assert stressed.stability["cyclegan_untrained"].failures == 1
+
+
+def test_report_command_rebuilds_the_map_from_the_table_alone(tmp_path):
+    assert report_main([str(TABLE), "--out", str(tmp_path)]) == 0
+    text = (tmp_path / "map.md").read_text()
+    assert "| cyclegan | " in text and "**better**" in text and "**equivalent**" in text
+    assert (tmp_path / "map.png").stat().st_size > 10_000
+
+
+def test_tuning_seeds_are_refused_in_one_line_and_the_pilot_is_descriptive(tmp_path, capsys):
+    table = tmp_path / "pilot.csv"
+    shutil.copy(TABLE, table)
+    meta = json.loads(TABLE.with_suffix(".json").read_text())
+    meta["seeds"] = {"tuning": [0, 1, 2, 3, 4, 5], "confirmatory": [10, 11]}
+    table.with_suffix(".json").write_text(json.dumps(meta))
+    assert report_main([str(table), "--out", str(tmp_path / "m")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "tuning seeds" in err and "--pilot" in err
+    assert report_main([str(table), "--out", str(tmp_path / "m"), "--pilot"]) == 0
+    text = (tmp_path / "m" / "map.md").read_text()
+    assert "Pilot" in text and "**better**" not in text
+    with pytest.raises(ValueError, match="both tuning and confirmatory"):
+        SeedPlan.from_dict({"tuning": [1, 2], "confirmatory": [2]}, "sweep.yaml: seeds")
+
+
+def test_a_relative_margin_is_refused(tmp_path, capsys):
+    table = tmp_path / "t.csv"
+    shutil.copy(TABLE, table)
+    meta = json.loads(TABLE.with_suffix(".json").read_text())
+    meta["endpoints"]["margin"] = "10%"
+    table.with_suffix(".json").write_text(json.dumps(meta))
+    assert report_main([str(table), "--out", str(tmp_path / "m")]) == 2
+    assert "absolute margin" in capsys.readouterr().err
+
+
+def test_a_run_folder_becomes_a_row_and_the_table_round_trips(tmp_path):
+    run = tmp_path / "runs" / "noise_2d_sweep" / "cyclegan-none-seed3-n16"
+    run.mkdir(parents=True)
+    summary = RunSummary(
+        status="finished", run_dir=str(run), dims=2, init_strategy="cyclegan", grow="none",
+        seed=3, noise_config="noise_2d_sweep", train_subjects=16, stress=4.0, augment=None,
+        seconds=12.5, threads=1,
+        metrics={"eval/full/swd_mean": 50.5, "eval/full/swd": 49.0, "eval/swd_floor": 22.0},
+    )  # fmt: skip
+    summary.write()
+    (run / METRICS_FINAL).write_text(json.dumps({"failure": "collapsed", "metrics": {}}))
+    row = row_of(run, summary)
+    assert list(row) == list(COLUMNS)
+    assert (row["arm"], row["train_subjects"], row["stress"], row["failure"]) == (
+        "cyclegan", 16, 4.0, "collapsed",
+    )  # fmt: skip
+    assert row["endpoint"] == 50.5 and row["final_swd"] == 49.0
+    path = write_table([row], tmp_path / "t.csv", {"sweep": "s"})
+    rows, meta = read_table(path)
+    assert rows[0]["endpoint"] == 50.5 and rows[0]["seed"] == 3 and rows[0]["augment"] is None
+    assert meta["sweep"] == "s" and meta["runs"] == 1
