@@ -76,3 +76,21 @@ def test_bad_factors_are_one_line_errors(capsys):
         PipelineOptions(stress=-1)
     assert pipeline_cmd.main(["--stress", "0"]) == 2
     assert "--stress 0" in capsys.readouterr().err
+
+
+def test_an_arm_sets_strategy_and_critic_augmentation(tmp_path, monkeypatch):
+    calls = stage_commands(
+        tmp_path, monkeypatch, ["--grow", "none", "--arm", "scratch+aug", "--train_subjects", "all"]
+    )
+    assert "cyclegan" not in calls  # scratch needs no CycleGAN
+    augment = f"--model.init_args.augment={pipeline_cmd.ARM_AUGMENT}"
+    assert augment in calls["noise"] and not any("train_subjects" in a for a in calls["noise"])
+    assert (tmp_path / "noise_2d" / "scratch-none-seed0-aug-translation+cutout").is_dir()
+    calls = stage_commands(tmp_path, monkeypatch, ["--grow", "none", "--arm", "cyclegan_shuffled"])
+    assert not any("augment" in a for a in calls["noise"]) and "cyclegan" in calls
+
+
+def test_a_bad_arm_is_one_line(tmp_path, capsys):
+    assert pipeline_cmd.main(["--arm", "scratch+flip", "--runs_dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "--arm scratch+flip" in err and "scratch+aug" in err

@@ -39,28 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--grow", default=None, help="full, stem or none (default: the noise config's)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument(
-        "--train_subjects",
-        type=int,
-        default=None,
-        metavar="N",
-        help="train each stage on the first N subjects of its training set (in the split's "
-        "seeded order; held-out subjects unchanged); run-name part -nN; default: all",
-    )
-    p.add_argument(
-        "--stress",
-        type=float,
-        default=1.0,
-        metavar="S",
-        help="noise stage: multiply G's and D's learning rates by S (run-name part -stressS)",
-    )
-    p.add_argument(
-        "--augment",
-        default=None,
-        metavar="POLICY",
-        help="noise stage: DiffAugment policy, e.g. color,translation,cutout (run-name part "
-        "-aug-POLICY); default: none",
-    )
+    add_factor_arguments(p)
     p.add_argument(
         "--scale", default="cpu", help="cpu (minutes on a laptop) or gpu (paper-scale configs)"
     )
@@ -109,6 +88,54 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+# The critic augmentation of a ``+aug`` arm when --augment does not name one: DiffAugment's
+# translation and cutout (Zhao et al. 2020), geometric ops that suit MRI intensities.
+ARM_AUGMENT = "translation,cutout"
+
+
+def _subjects(text: str) -> int | None:
+    """``--train_subjects``: a count, or all/none/null (the unlimited stream; sweep grids)."""
+    if text.strip().lower() in ("all", "none", "null"):
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a number of subjects or 'all', got {text!r} (e.g. --train_subjects 16)"
+        ) from None
+
+
+def add_factor_arguments(p: argparse.ArgumentParser) -> None:
+    """The experiment's factors besides strategy, growth and seed (every arm alike)."""
+    p.add_argument(
+        "--arm", default=None, metavar="ARM",
+        help="a sweep arm: an init strategy, or STRATEGY+aug (the noise GAN's critic augments, "
+        f"with --augment or {ARM_AUGMENT}); sets --init_strategy and --augment",
+    )  # fmt: skip
+    p.add_argument(
+        "--train_subjects",
+        type=_subjects,
+        default=None,
+        metavar="N",
+        help="train each stage on the first N subjects of its training set (in the split's "
+        "seeded order; held-out subjects unchanged); run-name part -nN; default (or all): all",
+    )
+    p.add_argument(
+        "--stress",
+        type=float,
+        default=1.0,
+        metavar="S",
+        help="noise stage: multiply G's and D's learning rates by S (run-name part -stressS)",
+    )
+    p.add_argument(
+        "--augment",
+        default=None,
+        metavar="POLICY",
+        help="noise stage: DiffAugment policy, e.g. translation,cutout (run-name part "
+        "-aug-POLICY); default: none",
+    )
+
+
 def split_passthrough(extra: list[str]) -> tuple[list[str], list[str], list[str]]:
     """Sort unknown ``--key=value`` / ``--key value`` arguments by stage."""
     both: list[str] = []
@@ -136,10 +163,22 @@ def split_passthrough(extra: list[str]) -> tuple[list[str], list[str], list[str]
     return both, cyclegan, noise
 
 
+def resolve_arm(args: argparse.Namespace) -> None:
+    """``--arm STRATEGY[+aug]`` into ``init_strategy`` and ``augment``."""
+    if args.arm is None:
+        return
+    strategy, plus, suffix = str(args.arm).partition("+")
+    if plus and suffix != "aug":
+        raise ValueError(f"--arm {args.arm}: expected STRATEGY or STRATEGY+aug, e.g. scratch+aug")
+    args.init_strategy = strategy
+    args.augment = (args.augment or ARM_AUGMENT) if plus else None
+
+
 def main(argv: list[str]) -> int:
     args, extra = build_parser().parse_known_args(argv)
     both, cyclegan, noise = split_passthrough(extra)
     try:
+        resolve_arm(args)
         opts = PipelineOptions(
             dims=args.dims, init_strategy=args.init_strategy, grow=args.grow, seed=args.seed,
             scale=args.scale, name=args.name,
