@@ -19,6 +19,10 @@ out_dir.mkdir(parents=True, exist_ok=True)
 ARGS = {
     "speed": ["--no-compile", "--rounds", "4", "--steps", "3"],
     "metrics_timing": [],
+    # Where a sweep run's time goes; runs side by side; a step at 1 and 2 threads per config.
+    "run_breakdown": [],
+    "parallel": [],
+    "thread_steps": [],
 }
 failed, record = [], {}
 for script in sorted(here.glob("*.py")):

@@ -335,11 +335,15 @@ class _Workers:
         out = None
         if self.parallel > 1:  # runs side by side: one log each, not one mixed screen
             self.folder.mkdir(parents=True, exist_ok=True)
-            out = self.logs[name] = open(self.folder / f"{name}.log", "ab")  # noqa: SIM115
-        where = f" (output: {self.folder / f'{name}.log'})" if out else ""
+            out = self.logs[name] = open(self._log(name), "ab")  # noqa: SIM115
+        where = f" (output: {self._log(name)})" if out else ""
         print(f"{self.tag} run {name}: {' '.join(command)}{where}", flush=True)
         self.children[name] = start_child(command, env=env, stdout=out)
         self.records[name] = record
+
+    def _log(self, name: str) -> Path:
+        # A run's name holds its parameter values, paths among them: one file, no folders.
+        return self.folder / (name.strip("/").replace("/", "_") + ".log")
 
     def _sweep_run(self, name: str) -> str:
         """The run's name in its summary (``gan_init.runs.SWEEP_RUN_ENV``)."""
