@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -45,6 +44,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from data_modules.augment import Augmentation
 from gan_init.core.registry import check_choice
+from gan_init.core.seeding import run_seed_and_source
 
 # Orientation lives with the pictures; re-exported for the data modules, which cut slices upright.
 from gan_init.core.visualize import AXIS_INDEX, upright  # noqa: F401
@@ -138,14 +138,12 @@ def generator_seed(seed: int, split: str) -> int:
 
 
 def resolve_seed(seed: int | None) -> tuple[int, str]:
-    """``(seed, where it came from)``: an explicit seed; else the run's seed, which
-    ``seed_everything`` (LightningCLI's ``seed_everything:``) puts in ``PL_GLOBAL_SEED``; else 0."""
+    """``(seed, where it came from)``: an explicit seed; else the run's seed
+    (``gan_init.core.seeding.run_seed``: ``PL_GLOBAL_SEED``, which ``seed_everything`` sets, else
+    ``torch.initial_seed()``)."""
     if seed is not None:
         return int(seed), "data seed"
-    run_seed = os.environ.get("PL_GLOBAL_SEED")
-    if run_seed is not None:
-        return int(run_seed), "run seed (seed_everything)"
-    return 0, "default 0 (no data seed, no run seed)"
+    return run_seed_and_source()
 
 
 @dataclass
@@ -382,8 +380,9 @@ class T1T2DataModule(pl.LightningDataModule):
 
     @property
     def seed(self) -> int:
-        """Seed of the train stream: the one given, else the run's seed (``PL_GLOBAL_SEED``, set
-        by ``seed_everything`` before the data module is built), else 0; fixed on first use."""
+        """Seed of the train stream: the one given, else the run's seed (``run_seed``:
+        ``PL_GLOBAL_SEED``, set by ``seed_everything`` before the data module is built); fixed on
+        first use."""
         if self._seed is None:
             self._seed, self.seed_source = resolve_seed(self.requested_seed)
         return self._seed

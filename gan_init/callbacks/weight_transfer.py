@@ -12,7 +12,6 @@ hold (``requires_grad`` is not saved), is re-applied from this callback's own st
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ from pytorch_lightning import Callback, LightningModule, Trainer
 from pytorch_lightning.loggers import WandbLogger
 from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
 
+from gan_init.core.seeding import run_seed
 from gan_init.runs import TRANSFER_SUMMARY
 from gan_init.transfer.source import TransferSource
 from gan_init.transfer.strategies import INIT_STRATEGIES, FreezeRule
@@ -76,7 +76,7 @@ class WeightTransfer(Callback):
             is reached (the part is idle before), not from the start.
         seed: seed of a freshly initialized source (``cyclegan_untrained``) and of the
             permutations of ``cyclegan_shuffled``; None: the run's seed
-            (``seed_everything``), else 0. Every rank uses the same one.
+            (``gan_init.core.seeding.run_seed``). Every rank uses the same one.
         freeze_fraction: ``cyclegan_frozen`` keeps each transferred part frozen for this fraction
             of its active images (from when its level is first reached to the end of the
             schedule the ``ProgressiveSchedule`` set on the model, ``image_schedule``), so it is
@@ -138,7 +138,7 @@ class WeightTransfer(Callback):
     def _seed(self) -> int:
         if self.seed is not None:
             return int(self.seed)
-        return int(os.environ.get("PL_GLOBAL_SEED", 0))
+        return run_seed()
 
     def _source(self, spatial_dims: int) -> TransferSource | None:
         if self.source is None or not INIT_STRATEGIES.meta(self.init_strategy)["uses_source"]:

@@ -22,7 +22,7 @@ from torch import Tensor, nn
 from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
 from torchmetrics.regression import MeanAbsoluteError
 
-from gan_init.core.seeding import step_generator
+from gan_init.core.seeding import run_seed, step_generator
 from gan_init.core.speed import fp32_outputs
 from gan_init.core.visualize import AXIS_INDEX
 from gan_init.networks.cyclegan import CycleGANGenerator, PatchGANDiscriminator
@@ -155,7 +155,7 @@ class CycleGAN(pl.LightningModule):
         # Seed of the pools' choices (the run's seed: LightningCLI seeds before building the
         # model); a checkpoint keeps it, and each step's choices are a function of (seed, global
         # step, rank), so a resumed run makes the uninterrupted run's choices.
-        self.rng_seed = torch.initial_seed()
+        self.rng_seed = run_seed()
         self.intensity: dict[str, Any] = dict(DEFAULT_INTENSITY)
         self.data_info: dict[str, Any] = {"slicing": dict(DEFAULT_SLICING)}
 

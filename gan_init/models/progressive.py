@@ -18,7 +18,7 @@ from pytorch_lightning import LightningModule
 from pytorch_lightning.utilities import AttributeDict
 from torch import Tensor, nn
 
-from gan_init.core.seeding import step_generator
+from gan_init.core.seeding import run_seed, step_generator
 from gan_init.core.speed import fp32_outputs, is_logging_step
 from gan_init.networks.progressive import NoiseGenerator, ProgressiveDiscriminator
 from gan_init.nn.blocks import downsample2x, upsample2x
@@ -201,7 +201,7 @@ class ProgressiveGAN(LightningModule):
         self.register_buffer("images_shown_", torch.zeros((), dtype=torch.long))
         # Seed of the training streams: the run's seed (LightningCLI seeds before building the
         # model); a checkpoint keeps it, so a resumed run draws what the uninterrupted one drew.
-        self.rng_seed = torch.initial_seed()
+        self.rng_seed = run_seed()
         # What the callbacks set at setup and fit start for one another to read (rebuilt from the
         # run's config by each fit, so no checkpoint holds them): the resolved schedule (an
         # ImageSchedule, from ProgressiveSchedule), whether generator_ema is kept up to date

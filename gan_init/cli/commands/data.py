@@ -51,7 +51,7 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--val-fraction", type=float, default=0.1, help="folder: validation subjects")
     c.add_argument("--test-fraction", type=float, default=0.1, help="folder: test subjects")
     c.add_argument("--split-seed", type=int, default=0, help="seed of the subject split/roles")
-    c.add_argument("--seed", type=int, default=None, help="seed of the train stream (default 0)")
+    c.add_argument("--seed", type=int, default=0, help="seed of the train stream (default 0)")
     return p
 
 
