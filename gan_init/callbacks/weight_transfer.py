@@ -22,7 +22,7 @@ from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
 from gan_init.core.seeding import run_seed
 from gan_init.runs import TRANSFER_SUMMARY
 from gan_init.transfer.source import TransferSource
-from gan_init.transfer.strategies import INIT_STRATEGIES, FreezeRule
+from gan_init.transfer.strategies import INIT_STRATEGIES, FreezeRule, check_strategy
 from gan_init.transfer.transfer import (
     UNKNOWN,
     apply_plan,
@@ -36,13 +36,6 @@ from gan_init.transfer.transfer import (
 )
 
 SUMMARY_FILE = TRANSFER_SUMMARY  # gan_init.runs
-
-
-def check_strategy(name: str) -> str:
-    """``name`` if it is a registered init strategy, else a did-you-mean error listing them."""
-    if name not in INIT_STRATEGIES:
-        raise ValueError(f"init_strategy: {INIT_STRATEGIES.unknown_message(name)}")
-    return name
 
 
 def _check_freeze_images(value: int | None) -> int | None:

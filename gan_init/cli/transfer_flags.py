@@ -58,14 +58,14 @@ def add_transfer_arguments(parser: LightningArgumentParser) -> None:
 
 def check_strategy_flag(flags: dict[str, object]) -> None:
     """A typo'd ``--init_strategy`` is one line, before data and models are built."""
-    from gan_init.callbacks.weight_transfer import check_strategy
+    from gan_init.transfer.strategies import check_strategy
 
     strategy = flags.get("init_strategy")
     if strategy is not None:
         try:
-            check_strategy(str(strategy))
+            check_strategy(str(strategy), "--init_strategy")
         except ValueError as err:
-            raise UsageError(f"--{err}") from None
+            raise UsageError(str(err)) from None
 
 
 def configure_transfer(

@@ -116,15 +116,11 @@ class PipelineOptions:
         check_choice("--scale", self.scale, SCALES)
         # Imported lazily: the networks and the strategy registry pull in torch.
         from gan_init.networks.progressive import GROW_MODES
-        from gan_init.transfer.strategies import INIT_STRATEGIES
+        from gan_init.transfer.strategies import check_strategy
 
         if self.grow is not None:
             check_choice("--grow", self.grow, GROW_MODES)
-
-        if self.init_strategy not in INIT_STRATEGIES:
-            raise ValueError(
-                f"--init_strategy: {INIT_STRATEGIES.unknown_message(self.init_strategy)}"
-            )
+        check_strategy(self.init_strategy, "--init_strategy")
 
     def config_path(self, stage: str) -> Path:
         given = self.cyclegan_config if stage == "cyclegan" else self.noise_config

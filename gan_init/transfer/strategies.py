@@ -138,6 +138,15 @@ INIT_STRATEGIES: Registry[InitStrategy] = Registry(
 )
 
 
+def check_strategy(name: str, option: str = "init_strategy") -> str:
+    """``name`` if it is a registered init strategy, else a ``ValueError`` naming ``option``
+    (``init_strategy``, ``--init_strategy``) with a did-you-mean and the known names. Every
+    check of a strategy name (callback, command-line flags, pipeline, plan) is this one."""
+    if name not in INIT_STRATEGIES:
+        raise ValueError(f"{option}: {INIT_STRATEGIES.unknown_message(name)}")
+    return name
+
+
 def first_level_using(generator: NoiseGenerator, part: str) -> int:
     """The lowest generator level whose image goes through ``part`` (``trunk``,
     ``decoder.up{j}`` or ``head``). In ``stem``/``none`` growth everything runs from level 0; in

@@ -21,6 +21,7 @@ from gan_init.transfer.strategies import (
     FreezeRule,
     StrategyContext,
     TransferPlan,
+    check_strategy,
 )
 
 # Knobs that change how a layer stores its weights, not what it computes: the copy moves
@@ -52,10 +53,7 @@ def make_plan(
 ) -> TransferPlan:
     """The plan of strategy ``init_strategy`` for ``model`` (a ``ProgressiveGAN``); the freeze
     arguments are those of ``StrategyContext``."""
-    try:
-        strategy = INIT_STRATEGIES.get(init_strategy)
-    except KeyError as err:
-        raise ValueError(err.args[0]) from None
+    strategy = INIT_STRATEGIES.get(check_strategy(init_strategy))
     ctx = StrategyContext(
         model, source, freeze_images=freeze_images, freeze_from_level=freeze_from_level,  # type: ignore[arg-type]
         seed=seed, freeze_fraction=freeze_fraction, level_starts=level_starts,
