@@ -81,9 +81,9 @@ def _uniform(generator: torch.Generator, shape: tuple[int, ...], bound: float) -
     return (torch.rand(shape, generator=generator) * 2 - 1) * bound
 
 
-def _rotation(angles: torch.Tensor, dims: int) -> torch.Tensor:
+def _rotation(angles: torch.Tensor, spatial_dims: int) -> torch.Tensor:
     """Rotation matrix [d, d] from one angle (2D) or three Euler angles (3D), in radians."""
-    if dims == 2:
+    if spatial_dims == 2:
         c, s = torch.cos(angles[0]), torch.sin(angles[0])
         return torch.stack([torch.stack([c, -s]), torch.stack([s, c])])
     rot = torch.eye(3)

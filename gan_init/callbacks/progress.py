@@ -141,11 +141,11 @@ class TrainingProgress(ProgressBar):
         if too_few or (later and pl_module.resolution < SCALED_FROM):
             return mean_pace, mean_pace  # tiny levels are overhead, not pixels: no scaling
         pace = (now - since) / (done - at)  # seconds per image at this level
-        dims = int(getattr(pl_module, "spatial_dims", 2))
+        spatial_dims = int(getattr(pl_module, "spatial_dims", 2))
         low = (total - done) * pace
         high = (bounds[level + 1] - done) * pace
         for k in later:
-            high += (bounds[k + 1] - bounds[k]) * pace * 2 ** (dims * (k - level))
+            high += (bounds[k + 1] - bounds[k]) * pace * 2 ** (spatial_dims * (k - level))
         return low, high
 
     # ---- hooks -------------------------------------------------------------------------------

@@ -108,10 +108,10 @@ class NoiseSampleGrid(pl.Callback):
         fake = fake.float().cpu()
         real = real_at(real, pl_module.resolution, pl_module.alpha).float().cpu()
         side = pl_module.resolution
-        dims = "x".join([str(side)] * (fake.dim() - 2))
+        shape = "x".join([str(side)] * (fake.dim() - 2))
         caption = [
             # Levels counted from 1, as the progress lines count them.
-            f"level {pl_module.level + 1}/{pl_module.generator.n_levels} ({dims}), "
+            f"level {pl_module.level + 1}/{pl_module.generator.n_levels} ({shape}), "
             f"fade-in alpha {pl_module.alpha:.2f}, "
             f"{pl_module.images_shown:,} images shown" + (f" ({note})" if note else "")
         ]

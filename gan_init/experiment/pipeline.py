@@ -69,7 +69,8 @@ _WANDB_RUN_VARS = ("WANDB_RUN_ID", "WANDB_SWEEP_ID", "WANDB_SWEEP_PARAM_PATH", "
 @dataclass
 class PipelineOptions:
     """What one pipeline run is. Extra ``gan-init fit`` arguments go to both stages (``fit_args``),
-    to stage 1 only (``cyclegan_args``) or to stage 2 only (``noise_args``)."""
+    to stage 1 only (``cyclegan_args``) or to stage 2 only (``noise_args``). Fields are named as
+    the flags (``--dims``, the sweep factor ``dims``: the networks' and data's ``spatial_dims``)."""
 
     dims: int = 2
     init_strategy: str = "cyclegan"

@@ -59,10 +59,10 @@ def _binomial_kernel(spatial_dims: int, dtype: torch.dtype, device: torch.device
 def _blur(x: Tensor, gain: float) -> Tensor:
     """Per-channel binomial filtering with mirror borders (scipy ``mode="mirror"`` is torch's
     ``"reflect"``). ``x: [N, *S] -> [N, *S]``."""
-    dims = x.dim() - 1
-    kernel = _binomial_kernel(dims, x.dtype, x.device) * gain
-    padded = F.pad(x[:, None], (2, 2) * dims, mode="reflect")
-    return CONV[dims](padded, kernel)[:, 0]
+    spatial_dims = x.dim() - 1
+    kernel = _binomial_kernel(spatial_dims, x.dtype, x.device) * gain
+    padded = F.pad(x[:, None], (2, 2) * spatial_dims, mode="reflect")
+    return CONV[spatial_dims](padded, kernel)[:, 0]
 
 
 def pyr_down(x: Tensor) -> Tensor:

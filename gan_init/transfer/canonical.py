@@ -64,13 +64,13 @@ def is_canonical_discriminator(state: Mapping[str, object]) -> bool:
 
 
 def _spatial_dims(weight: Tensor, key: str, source: str) -> int:
-    dims = weight.dim() - 2
-    if dims not in (2, 3):
+    spatial_dims = weight.dim() - 2
+    if spatial_dims not in (2, 3):
         raise CheckpointError(
             f"{source}: {key} has shape {tuple(weight.shape)} (rank {weight.dim()}); expected a "
             "2D (rank 4) or 3D (rank 5) convolution weight"
         )
-    return dims
+    return spatial_dims
 
 
 def canonical_generator_key_map(n_blocks: int, second_conv: int = 5) -> dict[str, str]:
