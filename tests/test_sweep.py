@@ -75,6 +75,16 @@ def test_grid_runs_each_once_records_failures_and_resumes(tmp_path, monkeypatch)
 
     run_sweep(sweep, runs_dir=runs)  # a finished sweep runs nothing
     assert len(_calls(calls)) == 6
+    # Its run table, beside the state: a row per run that wrote a run folder.
+    from gan_init.experiment.run_table import read_table
+
+    rows, meta = read_table(runs / "sweeps" / "grid.table.csv")
+    assert sorted((r["arm"], r["seed"], r["status"]) for r in rows) == sorted(
+        (r["params"]["init_strategy"], r["params"]["seed"], r["status"])
+        for r in state.runs
+        if r["status"] != "failed"
+    )
+    assert meta["sweep_file"] == str(sweep) and meta["runs"] == len(rows)
 
 
 def test_run_interrupted_mid_way_runs_again_first(tmp_path, monkeypatch):

@@ -41,6 +41,7 @@ from gan_init.experiment.stats import EndpointSpec
 from gan_init.runs import SWEEP_RUN_ENV, sweep_run_summary
 
 ENDPOINTS_KEY = "endpoints"  # project key, not W&B's: taken out before W&B's engine sees the file
+SEEDS_KEY = "seeds"  # project key: the declared tuning and confirmatory seeds (report.map.SeedPlan)
 
 
 def _sweeps():
@@ -69,6 +70,7 @@ def load_sweep(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     config = _read_sweep_file(path)
     config.pop(ENDPOINTS_KEY, None)
+    config.pop(SEEDS_KEY, None)
     violations = _sweeps().schema_violations_from_proposed_config(config)
     if violations:
         raise ValueError(f"{path}: not a valid W&B sweep: " + "; ".join(violations))
@@ -239,7 +241,31 @@ def run_sweep(
             state.runs = SweepState.read(state.path).get("runs", [])
             return state
         _Workers(sweep, state, runs_dir, parallel, threads).run(max_runs)
+        write_sweep_table(path, state, runs_dir, threads)
         return state
+
+
+def write_sweep_table(path: str | Path, state: SweepState, runs_dir: Path, threads: int | None):
+    """The sweep's run table (``gan_init.experiment.run_table``) beside its state file:
+    ``<runs>/sweeps/<sweep>.table.csv`` and ``.table.json`` (its analysis plan, declared seeds, threads per
+    run); commit both under ``docs/results/`` and ``gan-init report`` rebuilds the map."""
+    from gan_init.experiment.report.map import SeedPlan
+    from gan_init.experiment.run_table import collect, write_table
+
+    raw = _read_sweep_file(Path(path))
+    plan = SeedPlan.from_dict(raw.get(SEEDS_KEY), f"{path}: {SEEDS_KEY}")
+    meta = {
+        "sweep": raw.get("name", Path(path).stem),
+        "sweep_file": str(path),
+        "endpoints": state.endpoints,
+        SEEDS_KEY: plan.to_dict(),
+        "threads": threads or int(os.environ.get("GAN_INIT_THREADS", "0") or 0) or None,
+        "written": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
+    rows = collect(runs_dir, sweep=state.path.stem)
+    table = write_table(rows, state.path.with_name(f"{state.path.stem}.table.csv"), meta)
+    print(f"run table: {table} ({len(rows)} runs)", flush=True)
+    return table
 
 
 def _next_params(

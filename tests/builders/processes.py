@@ -41,7 +41,8 @@ FAKE_RUN = textwrap.dedent(
     run_dir = os.path.join(os.environ["GAN_INIT_RUNS_DIR"], "fake", sweep_run.replace("/", "_"))
     os.makedirs(run_dir, exist_ok=True)
     status = "diverged" if args["init_strategy"] == "unstable" else "finished"
-    summary = {"status": status, "run_dir": run_dir, "sweep_run": sweep_run}
+    summary = {"status": status, "run_dir": run_dir, "sweep_run": sweep_run, "dims": 2}
+    summary |= {"init_strategy": args["init_strategy"], "seed": int(args["seed"]), "grow": "none"}
     summary["metrics"] = {"eval/swd": float(args["seed"])}
     json.dump(summary, open(os.path.join(run_dir, "summary.json"), "w"))
     """
