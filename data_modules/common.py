@@ -48,6 +48,7 @@ from gan_init.core.seeding import run_seed_and_source
 
 # Orientation lives with the pictures; re-exported for the data modules, which cut slices upright.
 from gan_init.core.visualize import AXIS_INDEX, upright  # noqa: F401
+from gan_init.runs import DATA as DATA_RECORD
 
 MODES = ("cyclegan", "noise")
 MODALITIES = ("t1", "t2")
@@ -426,7 +427,7 @@ class T1T2DataModule(pl.LightningDataModule):
     def write_records(self, folder: Path) -> list[Path]:
         """Write ``data.json`` (``record()``) into ``folder``; subclasses add their own files."""
         folder.mkdir(parents=True, exist_ok=True)
-        path = folder / "data.json"
+        path = folder / DATA_RECORD
         path.write_text(json.dumps(self.record(), indent=1) + "\n")
         return [path]
 

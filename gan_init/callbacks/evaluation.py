@@ -66,6 +66,7 @@ from gan_init.metrics.evaluate import (
 from gan_init.metrics.feature_cache import CachedFeatures
 from gan_init.metrics.features import SLICES_PER_AXIS, load_feature_extractor
 from gan_init.metrics.swd import NHOOD_SIZE
+from gan_init.runs import METRICS_FINAL
 
 # Metrics whose noise floor is defined: distances between two sets (not a set's own diversity,
 # nor memorization, which needs the training set).
@@ -311,7 +312,7 @@ class EvaluationCallback(Callback):
                 "failure_rule": self.failure_rule.to_dict(),
                 "time": timing,
             }
-            write_json(folder / "metrics_final.json", record)
+            write_json(folder / METRICS_FINAL, record)
 
     def timing(self) -> dict[str, float]:
         """``eval_seconds``, ``fit_seconds`` and ``eval_share`` (their ratio) so far."""

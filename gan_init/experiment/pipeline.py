@@ -352,7 +352,8 @@ def config_hash(config: dict[str, Any], extra: list[str]) -> str:
     return hashlib.sha256(blob).hexdigest()[:8]
 
 
-# The lock ``gan-init fit`` holds beside its checkpoint folder (gan_init.cli.lightning).
+# The lock ``gan-init fit`` holds beside its checkpoint folder
+# (gan_init.cli.run_folder.fit_in_run_folder: ``.<folder name>.lock``).
 TRAINER_LOCK = ".checkpoints.lock"
 
 

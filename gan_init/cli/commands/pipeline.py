@@ -43,6 +43,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--scale", default="cpu", help="cpu (minutes on a laptop) or gpu (paper-scale configs)"
     )
+    add_data_arguments(p)
+    p.add_argument("--runs_dir", default=None, help="default: $GAN_INIT_RUNS_DIR or runs")
+    p.add_argument(
+        "--wandb_group", default=None, metavar="NAME",
+        help="W&B group of the noise run (gan-init sweep: the sweep's name); default noise-<d>d",
+    )  # fmt: skip
+    p.add_argument(
+        "--name", default=None, help="run folder name (default: <strategy>-<grow>-seed<k>)"
+    )
+    p.add_argument("--cyclegan_config", default=None)
+    p.add_argument("--noise_config", default=None)
+    p.add_argument("--n_samples", type=int, default=64)
+    p.add_argument("--force", action="store_true", help="run again even if the run finished")
+    p.add_argument(
+        "--baseline",
+        default=None,
+        help="also run this strategy with the same seed and options (sharing the CycleGAN "
+        "stage), then write both side by side (make train-2d/3d: scratch); default: none",
+    )
+    return p
+
+
+def add_data_arguments(p: argparse.ArgumentParser) -> None:
+    """``--data DIR`` and how to read it: both stages on the user's NIfTI folder."""
     data = p.add_argument_group(
         "your data",
         "Both stages on a folder of T1/T2 NIfTI files (NiftiFolderDataModule; image size and "
@@ -67,25 +91,6 @@ def build_parser() -> argparse.ArgumentParser:
         "--share_subjects", action="store_true",
         help="both stages train on the same subjects (recorded; run-name part -shared)",
     )  # fmt: skip
-    p.add_argument("--runs_dir", default=None, help="default: $GAN_INIT_RUNS_DIR or runs")
-    p.add_argument(
-        "--wandb_group", default=None, metavar="NAME",
-        help="W&B group of the noise run (gan-init sweep: the sweep's name); default noise-<d>d",
-    )  # fmt: skip
-    p.add_argument(
-        "--name", default=None, help="run folder name (default: <strategy>-<grow>-seed<k>)"
-    )
-    p.add_argument("--cyclegan_config", default=None)
-    p.add_argument("--noise_config", default=None)
-    p.add_argument("--n_samples", type=int, default=64)
-    p.add_argument("--force", action="store_true", help="run again even if the run finished")
-    p.add_argument(
-        "--baseline",
-        default=None,
-        help="also run this strategy with the same seed and options (sharing the CycleGAN "
-        "stage), then write both side by side (make train-2d/3d: scratch); default: none",
-    )
-    return p
 
 
 # The critic augmentation of a ``+aug`` arm when --augment does not name one: DiffAugment's
