@@ -113,3 +113,28 @@ def test_a_run_folder_becomes_a_row_and_the_table_round_trips(tmp_path):
     rows, meta = read_table(path)
     assert rows[0]["endpoint"] == 50.5 and rows[0]["seed"] == 3 and rows[0]["augment"] is None
     assert meta["sweep"] == "s" and meta["runs"] == 1
+
+
+def test_tables_split_by_cell_are_analysed_as_one_sweep(tmp_path):
+    lines = TABLE.read_text().splitlines()
+    header, rows = lines[0], lines[1:]
+    stem = header.split(",").index("grow")
+    meta = json.loads(TABLE.with_suffix(".json").read_text())
+    parts = []
+    for grow in ("none", "stem"):
+        part = tmp_path / f"{grow}.csv"
+        part.write_text(
+            "\n".join([header] + [r for r in rows if r.split(",")[stem] == grow]) + "\n"
+        )
+        part.with_suffix(".json").write_text(json.dumps({**meta, "sweep": grow}))
+        parts.append(part)
+    ((_, whole),) = load_results([TABLE])
+    ((merged_meta, split),) = load_results(parts)
+    assert [(c.cell, [q.verdict for q in c.quality]) for c in split] == [
+        (c.cell, [q.verdict for q in c.quality]) for c in whole
+    ]
+    assert merged_meta["sweep"] == "none + stem"
+    other = tmp_path / "stem.json"
+    other.write_text(json.dumps({**meta, "endpoints": {**meta["endpoints"], "margin": 3.0}}))
+    with pytest.raises(ValueError, match="need one plan"):
+        load_results(parts)

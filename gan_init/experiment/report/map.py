@@ -245,14 +245,31 @@ def spec_and_plan(meta: dict[str, Any], where: str) -> tuple[EndpointSpec, SeedP
 
 
 def load_results(tables: list[Path], pilot: bool = False) -> list[tuple[dict, list[CellResult]]]:
-    """``(meta, cells)`` of each run table; refuses tables on tuning seeds unless ``pilot``."""
+    """``(meta, cells)`` per dimensionality and noise config: the rows of every table of one
+    (a sweep may be split into files by cell) are analysed together, which needs their
+    analysis plans to agree. Refuses tables on tuning seeds unless ``pilot``."""
     from gan_init.experiment.run_table import read_table
 
-    out = []
+    groups: dict[tuple, tuple[dict, EndpointSpec, list[dict[str, Any]]]] = {}
     for path in tables:
         rows, meta = read_table(path)
         spec, plan = spec_and_plan(meta, str(path))
         if not pilot:
             plan.check({int(r["seed"]) for r in rows}, str(path))
-        out.append((meta, analyse_table(rows, spec, sweep=meta.get("sweep", Path(path).stem))))
-    return out
+        for key in sorted({(r["dims"], r["noise_config"]) for r in rows}):
+            members = [r for r in rows if (r["dims"], r["noise_config"]) == key]
+            if key in groups:
+                first_meta, first_spec, kept = groups[key]
+                if first_spec.to_dict() != spec.to_dict():
+                    raise ValueError(
+                        f"{path}: its endpoints differ from {first_meta.get('table')}'s for the "
+                        f"same {key[0]}D config {key[1]}; tables analysed together need one plan"
+                    )
+                kept += members
+                first_meta["sweep"] = f"{first_meta.get('sweep', '')} + {meta.get('sweep', '')}"
+            else:
+                groups[key] = ({**meta, "table": str(path)}, spec, list(members))
+    return [
+        (meta, analyse_table(rows, spec, sweep=meta.get("sweep", "")))
+        for meta, spec, rows in groups.values()
+    ]
