@@ -21,7 +21,7 @@ ARGS = {
     "metrics_timing": [],
     # Where a sweep run's time goes; runs side by side; a step at 1 and 2 threads per config.
     "run_breakdown": [],
-    "parallel": [],
+    "parallel": ["--shrink", "4"],  # the 3,600-image runs; full size takes 4x
     "thread_steps": [],
 }
 failed, record = [], {}

@@ -4,10 +4,10 @@ The same file works online with ``wandb sweep FILE`` + ``wandb agent``; here W&B
 logic (the ``sweeps`` package) proposes the runs and each runs once. Kill it and start it again:
 finished runs are skipped, an interrupted run resumes from its last checkpoint.
 
-Runs run side by side, by default one per CPU at one CPU thread each (on a 2-core machine: two at
-once, measured 2x the runs per hour of one at a time, docs/performance.md); ``--threads N`` gives
-each run N threads (and as many runs at once as the CPUs allow), ``--parallel K`` sets the runs
-at once. With a GPU visible, one run at a time unless ``--parallel`` says otherwise.
+Runs run side by side, by default one per CPU at one CPU thread each (on a 2-core machine: two
+at once, measured 1.38x the runs per hour of one at a time at 2 threads, docs/performance.md);
+``--threads N`` gives each run N threads (and as many runs at once as the CPUs allow),
+``--parallel K`` sets the runs at once. With a GPU visible, one run at a time unless ``--parallel`` says otherwise.
 """
 
 from __future__ import annotations
