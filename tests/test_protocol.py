@@ -158,8 +158,9 @@ def test_sweeps_first_combination_logs_its_metric(path, tmp_path):
         shrunk[stage] = tmp_path / config.name
         shrunk[stage].write_text(yaml.safe_dump(shrink(load_yaml(config), size)))
     params.update(cyclegan_config=str(shrunk["cyclegan"]), noise_config=str(shrunk["noise"]))
-    if params.get("init_strategy") == "scratch":  # the CycleGAN stage runs for any other arm
-        params["init_strategy"] = "cyclegan"
+    for key in ("init_strategy", "arm"):  # the CycleGAN stage runs for any arm but scratch
+        if params.get(key) == "scratch":
+            params[key] = "cyclegan"
     env = {**os.environ, SWEEP_RUN_ENV: "protocol/first", "WANDB_MODE": "disabled"}
     cmd = [*expand_command(sweep, params), f"--runs_dir={tmp_path / 'runs'}", "--n_samples=2"]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)

@@ -55,7 +55,7 @@ def shrink(config: dict[str, Any], size: int) -> dict[str, Any]:
             # user's ~/.cache (the disk cache has its own tests, in a temporary folder)
             args.update(
                 every_n_images=8, costly_every_n_images=10**9, n_samples=4, n_real=4, n_train=4,
-                feature_cache=None,
+                feature_cache=None, endpoint_from_images=0,
             )  # fmt: skip
         elif kind == "ModelCheckpoint":
             args["every_n_train_steps"] = 4

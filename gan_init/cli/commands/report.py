@@ -35,6 +35,10 @@ def main(argv: list[str]) -> int:
     p.add_argument(
         "--table", default=None, help="write the run table of the runs folder to this .csv"
     )
+    p.add_argument(
+        "--plan", default=None, metavar="SWEEP.yaml",
+        help="with --table: the analysis plan (endpoints, declared seeds) of this sweep file",
+    )  # fmt: skip
     args = p.parse_args(argv)
     tables = [Path(x) for x in args.inputs if x.endswith(".csv")]
     try:
@@ -52,7 +56,8 @@ def main(argv: list[str]) -> int:
             from gan_init.experiment.run_table import collect, write_table
 
             rows = collect(args.inputs[0])
-            print(f"run table: {write_table(rows, args.table, {'runs_dir': args.inputs[0]})}")
+            meta = {"runs_dir": args.inputs[0], **_plan(args.plan)}
+            print(f"run table: {write_table(rows, args.table, meta)}")
             return 0
         report = write_report(args.inputs[0], args.out)
     except (FileNotFoundError, ValueError) as err:
@@ -60,3 +65,16 @@ def main(argv: list[str]) -> int:
         return 2
     print(f"report: {report}")
     return 0
+
+
+def _plan(sweep_file: str | None) -> dict:
+    """The endpoints and declared seeds of a sweep file, for a table's meta."""
+    if sweep_file is None:
+        return {}
+    from gan_init.experiment.report.map import SeedPlan
+    from gan_init.experiment.sweep import SEEDS_KEY, _read_sweep_file, load_endpoints
+
+    spec = load_endpoints(sweep_file)
+    seeds = SeedPlan.from_dict(_read_sweep_file(Path(sweep_file)).get(SEEDS_KEY), sweep_file)
+    return {"sweep_file": sweep_file, "endpoints": spec.to_dict() if spec else None,
+            SEEDS_KEY: seeds.to_dict()}  # fmt: skip
