@@ -75,11 +75,17 @@ PARALLEL ?=
 SWEEP = $(PY) -m gan_init sweep --runs_dir $(RUNS) $(if $(PARALLEL),--parallel $(PARALLEL)) \
 	$(DATA_ARGS)
 
+# The CPU sweeps are split by cell (training-set size x stress), one file each; the GPU sweeps
+# are one grid each.
+SWEEPS_2D = $(if $(filter gpu,$(SCALE)),experiments/sweeps/init_strategy_2d_gpu.yaml,\
+	experiments/sweeps/map_2d_scarce_stressed.yaml experiments/sweeps/map_2d_unlimited_default.yaml)
+SWEEPS_3D = experiments/sweeps/init_strategy_3d$(SWEEP_SUFFIX).yaml
+
 sweep-2d: install
-	$(SWEEP) experiments/sweeps/init_strategy_2d$(SWEEP_SUFFIX).yaml
+	for f in $(SWEEPS_2D); do $(SWEEP) $$f || exit $$?; done
 
 sweep-3d: install
-	$(SWEEP) experiments/sweeps/init_strategy_3d$(SWEEP_SUFFIX).yaml
+	for f in $(SWEEPS_3D); do $(SWEEP) $$f || exit $$?; done
 
 report: install
 	$(PY) -m gan_init report $(RUNS)

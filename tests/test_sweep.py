@@ -28,6 +28,10 @@ def test_shipped_sweeps_pass_the_wandb_schema_and_name_real_options(path):
                 set(INIT_STRATEGIES.names()) if "_gpu" in path.name else {"scratch", "cyclegan"}
             )
             assert wanted <= set(spec["values"]) <= set(INIT_STRATEGIES.names())
+        if name == "arm":  # an init strategy, or one with the critic's augmentation
+            for arm in spec.get("values", [spec.get("value")]):
+                assert arm.removesuffix("+aug") in INIT_STRATEGIES.names(), arm
+            assert {"scratch", "cyclegan"} <= set(spec["values"])
         if name.endswith("_config"):
             assert (SWEEPS.parents[1] / spec["value"]).is_file(), spec["value"]
 
@@ -115,3 +119,18 @@ def test_every_strategy_of_a_sweep_trains_against_the_same_critic(path):
         assert noise, f"{path.name}: neither a sweep noise config nor {flag}"
         config = yaml.safe_load((SWEEPS.parents[1] / noise).read_text())
         assert config["model"]["init_args"]["discriminator"]["init_args"]["patch_stem"] is True
+
+
+@pytest.mark.parametrize("path", sorted(SWEEPS.glob("map_*.yaml")), ids=lambda p: p.name)
+def test_map_sweeps_declare_disjoint_seeds_and_an_absolute_margin(path):
+    """A confirmatory sweep runs only its declared confirmatory seeds, never a tuning seed, and
+    its equivalence margin is a number in the endpoint's units (the map refuses a percentage)."""
+    from gan_init.experiment.report.map import SeedPlan
+
+    raw = yaml.safe_load(path.read_text())
+    plan = SeedPlan.from_dict(raw["seeds"], path.name)
+    seeds = set(raw["parameters"]["seed"]["values"])
+    assert len(seeds) >= 8 and seeds <= set(plan.confirmatory) and not seeds & set(plan.tuning)
+    assert isinstance(raw["endpoints"]["margin"], float)
+    assert raw["endpoints"]["primary"] == "final(eval/full/swd_mean)"
+    assert raw["metric"]["name"] == "eval/full/swd_mean"
