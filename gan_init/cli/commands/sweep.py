@@ -26,7 +26,9 @@ def main(argv: list[str]) -> int:
         prog="gan-init sweep",
         description=__doc__,
     )
-    p.add_argument("file", help="W&B sweep YAML, e.g. experiments/sweeps/init_strategy_2d.yaml")
+    p.add_argument(
+        "file", help="W&B sweep YAML, e.g. experiments/sweeps/map_2d_scarce_stressed.yaml"
+    )
     p.add_argument("--runs_dir", default=os.environ.get("GAN_INIT_RUNS_DIR", "runs"))
     p.add_argument("--max_runs", type=int, default=None, help="stop after this many new runs")
     p.add_argument("--dry_run", action="store_true", help="print the commands, run nothing")
