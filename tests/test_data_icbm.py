@@ -8,12 +8,9 @@ import torch
 
 from data_modules import Augmentation, IcbmDataModule, common
 from data_modules.common import StreamSampler
-from gan_init.core.assets import AssetMissingError, asset_path
+from tests.builders.icbm import require_icbm
 
-try:
-    asset_path("icbm152", "t1.nii")
-except AssetMissingError:  # pragma: no cover - only without `make data`
-    pytest.skip("ICBM templates not fetched (make data)", allow_module_level=True)
+require_icbm()
 
 
 def _dm(dims: int, **kw) -> IcbmDataModule:

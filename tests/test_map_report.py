@@ -138,3 +138,24 @@ def test_tables_split_by_cell_are_analysed_as_one_sweep(tmp_path):
     other.write_text(json.dumps({**meta, "endpoints": {**meta["endpoints"], "margin": 3.0}}))
     with pytest.raises(ValueError, match="need one plan"):
         load_results(parts)
+
+
+def test_the_runs_folder_report_never_pairs_runs_of_different_cells(tmp_path):
+    """``gan-init report RUNS``: runs of two cells with the same strategy, growth and seed stay
+    apart (the growth label carries the cell), and a sweep's run-table meta is no sweep state."""
+    from gan_init.experiment.report.read import collect_runs, sweep_states
+
+    runs = tmp_path / "runs"
+    for name, size, stress in (("a", None, 1.0), ("b", 4, 8.0)):
+        run = runs / "noise_2d_sweep" / name
+        run.mkdir(parents=True)
+        RunSummary(
+            status="finished", run_dir=str(run), dims=2, init_strategy="scratch", grow="none",
+            seed=0, train_subjects=size, stress=stress, metrics={"eval/full/swd_mean": 1.0},
+        ).write()  # fmt: skip
+    (runs / "sweeps").mkdir()
+    (runs / "sweeps" / "s.json").write_text(json.dumps({"runs": []}))
+    (runs / "sweeps" / "s.table.json").write_text(json.dumps({"sweep": "s"}))
+    groups = sorted(r.group for r in collect_runs(runs))
+    assert groups == ["scratch (none)", "scratch (none, 4 subjects, stress x8)"]
+    assert [p.name for p, _ in sweep_states(runs)] == ["s.json"]

@@ -2,7 +2,7 @@
 
 The table is what the answer rests on: ``gan-init report TABLE.csv`` rebuilds every table and
 figure of the map from it alone, without ``runs/``. A sweep writes it when it ends (beside its
-state, ``<runs>/sweeps/<sweep>.csv``); copy it to ``docs/results/`` to commit it.
+state, ``<runs>/sweeps/<sweep>.table.csv``); copy it to ``docs/results/`` to commit it.
 
 Two files:
 

@@ -26,8 +26,11 @@ from typing import Any
 import numpy as np
 
 from gan_init.core.files import csv_attempts, read_json
+from gan_init.experiment.run_table import arm_name
 from gan_init.experiment.stats import EndpointSpec
-from gan_init.runs import INTERRUPTED, RUNNING, SWEEPS, run_summaries
+from gan_init.runs import INTERRUPTED, RUNNING, SWEEPS, RunSummary, run_summaries
+
+TABLE_META = ".table.json"  # a sweep's run table's meta beside its state (not a state)
 
 X_KEY = "progress/images_shown"
 
@@ -117,8 +120,8 @@ def collect_runs(runs_dir: Path) -> list[Run]:
         runs.append(
             Run(
                 dims=int(summary.dims),
-                strategy=summary.init_strategy,
-                grow=summary.grow,
+                strategy=arm_name(summary.init_strategy or "", summary.augment),
+                grow=_grow_in_cell(summary),
                 seed=int(summary.seed),
                 status=summary.status,
                 path=run_dir,
@@ -131,13 +134,27 @@ def collect_runs(runs_dir: Path) -> list[Run]:
     return runs
 
 
+def _grow_in_cell(summary: RunSummary) -> str:
+    """The growth mode, with the map's other cell factors when they are not at their defaults
+    (training-set size, stress), so runs of different cells are never paired."""
+    parts = [str(summary.grow)]
+    if summary.train_subjects is not None:
+        parts.append(f"{summary.train_subjects} subjects")
+    if summary.stress not in (None, 1.0):
+        parts.append(f"stress x{summary.stress:g}")
+    return ", ".join(parts)
+
+
 def _is_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
 def sweep_states(runs_dir: Path) -> list[tuple[Path, dict[str, Any]]]:
     """Each sweep's state file under ``RUNS_DIR/sweeps/`` and what it holds, by file name."""
-    return [(path, read_json(path) or {}) for path in sorted((runs_dir / SWEEPS).glob("*.json"))]
+    states = sorted(
+        p for p in (runs_dir / SWEEPS).glob("*.json") if not p.name.endswith(TABLE_META)
+    )
+    return [(path, read_json(path) or {}) for path in states]
 
 
 def sweep_specs(runs_dir: Path) -> dict[tuple[str, str], EndpointSpec]:
