@@ -12,6 +12,7 @@ tests read the shipped files, so a config edit that breaks the protocol fails he
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -89,7 +90,12 @@ def test_cyclegan_is_trained_at_the_noise_gans_size(pair):
 @pytest.mark.parametrize("path", SWEEPS, ids=lambda p: p.name)
 def test_sweeps_compare_every_growth_mode_and_stem_grows(path):
     sweep = load_sweep(path)
-    assert set(sweep["parameters"]["grow"]["values"]) == {"full", "stem", "none"}
+    spec = sweep["parameters"]["grow"]
+    grows = set(spec.get("values") or [spec.get("value")])
+    if path.name.startswith("map_"):  # the map's cells: `full` would be identical by construction
+        assert grows <= {"stem", "none"}, f"{path.name}: {grows}"
+    else:
+        assert grows == {"full", "stem", "none"}
     noise = load_yaml(sweep_configs(sweep)[1])
     args = dict(_generator_args(noise))
     args["backbone"] = BackboneSpec.from_dict(args["backbone"], source=path.name)
@@ -116,7 +122,8 @@ def test_sweep_metric_is_one_the_evaluation_logs(path):
         *args.get("costly_metrics", []),
         *args.get("final_metrics", []),
     }
-    assert metric.startswith("eval/") and metric.removeprefix("eval/").split("_")[0] in logged
+    base = re.sub(r"^(full|at\d+)/", "", metric.removeprefix("eval/"))  # one resolution's value
+    assert metric.startswith("eval/") and base.split("_")[0] in logged
 
 
 @pytest.mark.parametrize("path", sorted(CONFIGS.glob("*.yaml")), ids=lambda p: p.name)
