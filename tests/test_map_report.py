@@ -103,15 +103,17 @@ def test_a_run_folder_becomes_a_row_and_the_table_round_trips(tmp_path):
     )  # fmt: skip
     summary.write()
     (run / METRICS_FINAL).write_text(json.dumps({"failure": "collapsed", "metrics": {}}))
+    summary.augment = "translation,cutout"  # a policy holds commas: the CSV quotes it
     row = row_of(run, summary)
     assert list(row) == list(COLUMNS)
     assert (row["arm"], row["train_subjects"], row["stress"], row["failure"]) == (
-        "cyclegan", 16, 4.0, "collapsed",
+        "cyclegan+aug", 16, 4.0, "collapsed",
     )  # fmt: skip
     assert row["endpoint"] == 50.5 and row["final_swd"] == 49.0
     path = write_table([row], tmp_path / "t.csv", {"sweep": "s"})
     rows, meta = read_table(path)
-    assert rows[0]["endpoint"] == 50.5 and rows[0]["seed"] == 3 and rows[0]["augment"] is None
+    assert rows[0]["endpoint"] == 50.5 and rows[0]["seed"] == 3
+    assert rows[0]["augment"] == "translation,cutout" and rows[0]["threads"] == 1
     assert meta["sweep"] == "s" and meta["runs"] == 1
 
 

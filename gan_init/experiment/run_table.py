@@ -27,6 +27,7 @@ started from (``cyclegan_epoch``, ``cyclegan_psnr``, ``cyclegan_ssim``: T2 -> T1
 from __future__ import annotations
 
 import csv
+import io
 import math
 import platform
 from pathlib import Path
@@ -166,10 +167,11 @@ def write_table(rows: list[dict[str, Any]], path: str | Path, meta: dict[str, An
     """Write ``<path>.csv`` (the rows) and ``<path>.json`` (``meta`` plus the machine); returns
     the CSV path. ``path`` may end in ``.csv`` or name the stem."""
     csv_path = Path(path).with_suffix(".csv")
-    lines = [",".join(COLUMNS)]
-    for row in rows:
-        lines.append(",".join(_cell(row.get(c)) for c in COLUMNS))
-    write_atomic(csv_path, "\n".join(lines) + "\n")
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")  # quotes a cell with a comma (a policy)
+    writer.writerow(COLUMNS)
+    writer.writerows([_cell(row.get(c)) for c in COLUMNS] for row in rows)
+    write_atomic(csv_path, text.getvalue())
     machine = {"platform": platform.platform(), "python": platform.python_version()}
     try:
         import torch
