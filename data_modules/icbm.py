@@ -7,7 +7,7 @@ deformation (affine + elastic, the same warp on T1 and T2) and intensity effects
 gamma, noise). Fetch the templates once with ``make data``.
 
 Held out, for one template: validation and test draws use deformation seeds that no train
-draw can use (``common.generator_seed``: the split is in the seed's bits), validation and
+draw can use (``stream.generator_seed``: the split is in the seed's bits), validation and
 test seeds are disjoint from each other, and (2D, ``holdout_slices``) validation and test take
 their slices from interleaved slice positions that train never sees (every 5th slice each, 1 mm
 apart in the template). They are the same brain: a held-out image is an unseen warp (and, in
@@ -28,17 +28,17 @@ import torch
 import torch.nn.functional as F
 
 from data_modules.augment import Augmentation
-from data_modules.common import (
+from data_modules.base import T1T2DataModule
+from data_modules.geometry import (
     AXES,
     AXIS_INDEX,
-    Bank,
-    T1T2DataModule,
     check_slice_range,
     image_shape_for,
     mask_extent,
     slab_bounds,
     upright_slices,
 )
+from data_modules.stream import Bank
 from gan_init.core.assets import asset_path
 from gan_init.core.registry import check_choice
 

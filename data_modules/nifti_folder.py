@@ -34,15 +34,10 @@ import numpy as np
 import torch
 
 from data_modules.augment import Augmentation
-from data_modules.common import (
-    AXES,
-    Bank,
-    DataError,
-    T1T2DataModule,
-    check_slice_range,
-    to_unit,
-)
+from data_modules.base import DataError, T1T2DataModule
+from data_modules.geometry import AXES, check_slice_range, to_unit
 from data_modules.preprocessing import Preprocessing, preprocess
+from data_modules.stream import Bank
 from gan_init.core.assets import cache_dir as default_cache_root
 from gan_init.core.registry import check_choice
 

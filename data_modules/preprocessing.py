@@ -34,7 +34,8 @@ import torch
 import torch.nn.functional as F
 import torchio as tio
 
-from data_modules.common import AXIS_INDEX, DataError, slab_bounds, upright_slices
+from data_modules.base import DataError
+from data_modules.geometry import AXIS_INDEX, slab_bounds, upright_slices
 
 if TYPE_CHECKING:  # the discovery's record of one subject's files
     from data_modules.nifti_folder import SubjectFiles

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from data_modules.common import resolve_seed
+from data_modules.stream import resolve_seed
 from gan_init.callbacks import EMA, ProgressiveSchedule
 from gan_init.core.seeding import run_seed
 from tests.builders.images import BlobData

@@ -6,8 +6,8 @@ import pytest
 import pytorch_lightning as pl
 import torch
 
-from data_modules import Augmentation, IcbmDataModule, common
-from data_modules.common import StreamSampler
+from data_modules import Augmentation, IcbmDataModule, stream
+from data_modules.stream import StreamSampler
 from tests.builders.icbm import require_icbm
 
 require_icbm()
@@ -217,7 +217,7 @@ def test_the_resolved_seed_is_recorded_in_data_json_and_the_checkpoint(dims, tmp
 def test_heldout_draws_never_share_a_deformation_seed_with_train(dims, monkeypatch):
     # Make every hash collide: the same seed for every sample of every split. Held out by
     # construction means train, validation and test still draw different warps.
-    monkeypatch.setattr(common, "sample_seed", lambda *args: 12345)
+    monkeypatch.setattr(stream, "sample_seed", lambda *args: 12345)
     dm = _dm(dims, holdout_slices=False)
     train = dm.train_dataset().image(0, -1, "t1")
     val, test = dm.pair_dataset("val")[0]["t1"], dm.pair_dataset("test")[0]["t1"]
@@ -225,8 +225,8 @@ def test_heldout_draws_never_share_a_deformation_seed_with_train(dims, monkeypat
     assert not torch.equal(val, test)
     seeds = [int(s) for s in torch.randint(0, 2**62, (200,))]
     for split, code in (("train", 0), ("val", 1), ("test", 2)):
-        assert {common.generator_seed(s, split) & 3 for s in seeds} == {code}
-        assert all(common.generator_seed(s, split) < 2**32 for s in seeds)  # what mt19937 keeps
+        assert {stream.generator_seed(s, split) & 3 for s in seeds} == {code}
+        assert all(stream.generator_seed(s, split) < 2**32 for s in seeds)  # what mt19937 keeps
 
 
 def test_2d_validation_and_test_slices_are_held_out_and_disjoint():

@@ -62,7 +62,7 @@ def test_evaluate_listed_in_cli():
 @pytest.mark.parametrize(
     "class_path",
     ["os.system", "test_metrics_evaluate_cmd.FakeData", "data_modules.Augmentation",
-     "data_modules.common.os.system", "data_modules.NoSuchModule"],
+     "data_modules.base.json.dumps", "data_modules.NoSuchModule"],
 )  # fmt: skip
 def test_a_data_config_may_only_name_data_modules(tmp_path, monkeypatch, capsys, class_path):
     """``class_path: os.system`` ran a shell command; only data_modules data modules may be

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from data_modules import NiftiFolderDataModule
-from data_modules.common import AXIS_INDEX, slab_bounds
+from data_modules.geometry import AXIS_INDEX, slab_bounds
 from data_modules.nifti_folder import find_subjects
 from data_modules.preprocessing import preprocess, read_volume
 from gan_init.cli.commands.translate import TrainingGrid, scale_intensity, to_training_grid

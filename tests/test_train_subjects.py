@@ -46,7 +46,7 @@ def test_training_stream_holds_exactly_n_subjects(dims):
 
 
 def _seeds(dm: IcbmDataModule, n: int) -> list[int]:
-    from data_modules.common import sample_seed
+    from data_modules.stream import sample_seed
 
     return [sample_seed(dm.seed, "train", k, "t1") for k in range(n)]
 

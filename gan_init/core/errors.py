@@ -23,7 +23,7 @@ class UsageError(ValueError):
 
 def user_error_types() -> tuple[type[BaseException], ...]:
     """Errors that are always the input's fault (named error classes of the project)."""
-    from data_modules.common import DataError
+    from data_modules.base import DataError
     from gan_init.core.files import CorruptFileError
     from gan_init.core.processes import LockedError
     from gan_init.transfer.checkpoints import CheckpointError

@@ -18,7 +18,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from data_modules.common import MODALITIES, DataError, T1T2DataModule, draw, sample_seed, to_signed
+from data_modules.base import DataError, T1T2DataModule
+from data_modules.geometry import to_signed
+from data_modules.stream import MODALITIES, draw, sample_seed
 from gan_init.cli.commands.args import Parser
 
 

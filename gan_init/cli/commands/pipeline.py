@@ -15,7 +15,7 @@ import dataclasses
 import sys
 from pathlib import Path
 
-from data_modules.common import DataError
+from data_modules.base import DataError
 from gan_init.cli.commands.args import Parser
 from gan_init.core.files import CorruptFileError
 from gan_init.core.processes import Interrupted, LockedError

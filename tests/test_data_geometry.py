@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from data_modules.common import (
+from data_modules.geometry import (
     check_slice_range,
     mask_extent,
     slab_bounds,
