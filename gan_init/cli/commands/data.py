@@ -14,6 +14,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -57,37 +58,38 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+# Flags that are the data module's argument of the same name: of both sources, of a folder.
+SHARED_FLAGS = ("size", "axis", "seed", "split_seed")
+FOLDER_FLAGS = (
+    "layout",
+    "t1_pattern",
+    "t2_pattern",
+    "mask_pattern",
+    "spacing",
+    "fov_mm",
+    "cache_dir",
+    "skip_bad_subjects",
+    "roles",
+    "val_fraction",
+    "test_fraction",
+)
+
+
+def _same_named(args: argparse.Namespace, names: tuple[str, ...]) -> dict[str, Any]:
+    """``{name: args.name}`` for each of ``names``."""
+    return {name: getattr(args, name) for name in names}
+
+
 def build(args: argparse.Namespace) -> T1T2DataModule:
     """The data module that ``args`` describe."""
-    common = dict(
-        spatial_dims=args.dims,
-        size=args.size,
-        axis=args.axis,
-        seed=args.seed,
-        split_seed=args.split_seed,
-        batch_size=args.n,
-    )
+    common = dict(spatial_dims=args.dims, batch_size=args.n, **_same_named(args, SHARED_FLAGS))
     if args.source == "icbm":
         from data_modules import IcbmDataModule
 
         return IcbmDataModule(skull_strip=not args.with_skull, val_samples=args.n, **common)
     from data_modules import NiftiFolderDataModule
 
-    dm = NiftiFolderDataModule(
-        args.source,
-        layout=args.layout,
-        t1_pattern=args.t1_pattern,
-        t2_pattern=args.t2_pattern,
-        mask_pattern=args.mask_pattern,
-        spacing=args.spacing,
-        fov_mm=args.fov_mm,
-        cache_dir=args.cache_dir,
-        skip_bad_subjects=args.skip_bad_subjects,
-        roles=args.roles,
-        val_fraction=args.val_fraction,
-        test_fraction=args.test_fraction,
-        **common,
-    )
+    dm = NiftiFolderDataModule(args.source, **_same_named(args, FOLDER_FLAGS), **common)
     # Errors name the flags typed here, not the YAML keys.
     dm.fixes = {"skip_bad_subjects": "--skip-bad-subjects", "roles": "leave out --roles"}
     return dm
