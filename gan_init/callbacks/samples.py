@@ -20,7 +20,7 @@ import pytorch_lightning as pl
 import torch
 from torch import Tensor
 
-from gan_init.core.visualize import image_grid, save_png, side_by_side, titled
+from gan_init.core.visualize import image_grid, save_png, shape_text, side_by_side, titled
 from gan_init.models.progressive import real_at
 
 IMAGES_AXIS = "progress/images_shown"
@@ -108,7 +108,7 @@ class NoiseSampleGrid(pl.Callback):
         fake = fake.float().cpu()
         real = real_at(real, pl_module.resolution, pl_module.alpha).float().cpu()
         side = pl_module.resolution
-        shape = "x".join([str(side)] * (fake.dim() - 2))
+        shape = shape_text([side] * (fake.dim() - 2))
         caption = [
             # Levels counted from 1, as the progress lines count them.
             f"level {pl_module.level + 1}/{pl_module.generator.n_levels} ({shape}), "

@@ -33,6 +33,11 @@ BACKGROUND = 0  # uint8 gray of gaps and label bands (black, as the image backgr
 TEXT = 255
 
 
+def shape_text(shape: Sequence[int]) -> str:
+    """An image shape as people write it: ``(64, 64)`` -> ``"64x64"``."""
+    return "x".join(str(n) for n in shape)
+
+
 def upright(planes: Tensor) -> Tensor:
     """Turn RAS-ordered planes ``[..., u, v]`` into display order ``[..., rows, cols]``.
 

@@ -12,6 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from gan_init.core.visualize import shape_text
 from gan_init.networks.backbones import BackboneSpec
 from gan_init.networks.cyclegan import CycleGANGenerator
 from gan_init.transfer.checkpoints import copy_strict, effective_state, sub_state
@@ -113,10 +114,10 @@ def check_scale(
     record["source_image_size"] = side = sides[-1]
     record["scale_ratio"] = side / target_size
     if sides != [target_size] and not allow_mismatch:
-        shape = "x".join(str(n) for n in source_shape)
         raise ValueError(
-            f"the source {source_name} was trained at image size {shape} but the noise GAN "
-            f"renders {target_size} (model.init_args.generator.init_args.image_size), so the "
+            f"the source {source_name} was trained at image size {shape_text(source_shape)} but "
+            f"the noise GAN renders {target_size} "
+            f"(model.init_args.generator.init_args.image_size), so the "
             f"transferred filters would see anatomy at another scale: train the CycleGAN at size "
             f"{target_size} (data.init_args.size={target_size}), or pass "
             f"--allow_scale_mismatch true to transfer anyway (the summary records the ratio)"

@@ -162,7 +162,7 @@ class TrainingGrid:
         return box
 
     def describe(self) -> str:
-        shape = "x".join(str(n) for n in self.shape)
+        shape = visualize.shape_text(self.shape)
         fov = "x".join(f"{n * self.spacing:.0f}" for n in self.shape)
         kind = "slices" if len(self.shape) == 2 else "volumes"
         return f"{fov} mm ({shape} {kind} of {self.spacing:.3g} mm voxels)"
@@ -317,13 +317,13 @@ def _check_native_shape(
     if spatial_dims == 2:
         have = [n for a, n in enumerate(have) if a != axis]
     if sorted(have) != sorted(int(n) for n in shape):
-        wanted = "x".join(str(n) for n in shape)
+        wanted = visualize.shape_text(shape)
         raise UsageError(
             f"{where}: the checkpoint records its training image shape ({wanted}) but no voxel "
             f"spacing (trained before it was recorded), so translate cannot crop and resample to "
             f"its field of view: give --input a volume already preprocessed as the training data "
             f"({wanted} {'slices' if spatial_dims == 2 else 'voxels'}, got "
-            f"{'x'.join(str(n) for n in image.shape[1:])}), or retrain the CycleGAN"
+            f"{visualize.shape_text(image.shape[1:])}), or retrain the CycleGAN"
         )
 
 
