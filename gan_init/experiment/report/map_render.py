@@ -124,44 +124,56 @@ def _diag_cell(result: CellResult, arm: str) -> str:
 
 
 def plot_map(sections: list[tuple[dict, list[CellResult]]], out: Path) -> Path | None:
-    """Paired differences (mean and 95% CI) per cell and arm, the margin as a band; a panel per
-    sweep, side by side."""
+    """Paired differences (mean and 95% CI) per arm, the margin as a band: a panel per cell, each
+    on its own scale (a failing cell's spread would flatten the others), a row per sweep (2D
+    above 3D)."""
     from gan_init.experiment.report.plots import _pyplot
 
     panels = [(meta, results) for meta, results in sections if results]
     if not panels:
         return None
     plt = _pyplot()
-    width = max(6.0, 3.2 * max(len(r) for _, r in panels))
-    fig, axes = plt.subplots(1, len(panels), figsize=(width * len(panels), 5.2), squeeze=False)
-    for ax, (meta, results) in zip(axes[0], panels):
+    ncols = max(len(r) for _, r in panels)
+    fig, axes = plt.subplots(
+        len(panels), ncols, figsize=(4.2 * ncols, 4.4 * len(panels)), squeeze=False
+    )
+    for row, (meta, results) in enumerate(panels):
         arms = [a for a in _arms(results) if a != BASELINE]
         margin = float(meta.get("endpoints", {}).get("margin", math.nan))
-        ax.axhspan(-margin, margin, color="0.88", label=f"margin ±{margin:g}")
-        ax.axhline(0, color="0.4", lw=0.8)
-        step = 0.8 / max(1, len(arms))
-        for k, arm in enumerate(arms):
-            xs, ys, lows, highs = [], [], [], []
-            for i, result in enumerate(results):
-                c = _comparison(result, arm)
-                if c is None or not math.isfinite(c.test.mean):
-                    continue
-                xs.append(i - 0.4 + step * (k + 0.5))
-                ys.append(c.test.mean)
-                lo, hi = c.test.ci
-                lows.append(c.test.mean - lo if math.isfinite(lo) else 0.0)
-                highs.append(hi - c.test.mean if math.isfinite(hi) else 0.0)
-            ax.errorbar(xs, ys, yerr=[lows, highs], fmt="o", capsize=3, label=arm)
-        ax.set_xticks(range(len(results)))
-        ax.set_xticklabels([r.label.replace(", ", "\n") for r in results], fontsize=9)
-        ax.set_ylabel(f"{meta.get('endpoints', {}).get('primary')}: arm - scratch (lower: better)")
-        ax.set_title(f"{results[0].dims}D ({meta.get('sweep', '')})")
-        ax.legend(fontsize=8, loc="best")
+        for col in range(ncols):
+            ax = axes[row][col]
+            if col >= len(results):
+                ax.axis("off")
+                continue
+            _cell_panel(ax, results[col], arms, margin)
+            if col == 0:
+                ax.set_ylabel(f"{results[0].dims}D: arm - scratch\n(lower: better)")
+    fig.suptitle(f"paired difference of {panels[0][0].get('endpoints', {}).get('primary')}")
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=110)
     plt.close(fig)
     return out
+
+
+def _cell_panel(ax: Any, result: CellResult, arms: list[str], margin: float) -> None:
+    ax.axhspan(-margin, margin, color="0.88", label=f"margin ±{margin:g}")
+    ax.axhline(0, color="0.4", lw=0.8)
+    for k, arm in enumerate(arms):
+        c = _comparison(result, arm)
+        if c is None or not math.isfinite(c.test.mean):
+            continue
+        lo, hi = c.test.ci
+        err = [
+            [c.test.mean - lo if math.isfinite(lo) else 0.0],
+            [hi - c.test.mean if math.isfinite(hi) else 0.0],
+        ]
+        ax.errorbar([k], [c.test.mean], yerr=err, fmt="o", capsize=4, color=f"C{k}")
+    ax.set_xticks(range(len(arms)))
+    ax.set_xticklabels([a.replace("cyclegan_", "cyclegan_\n") for a in arms], fontsize=8)
+    ax.set_xlim(-0.6, len(arms) - 0.4)
+    ax.set_title(result.label, fontsize=10)
+    ax.legend(fontsize=8, loc="best")
 
 
 def write_map_report(tables: list[Path], out_dir: Path, pilot: bool = False) -> Path:
