@@ -78,7 +78,8 @@ SWEEP = $(PY) -m gan_init sweep --runs_dir $(RUNS) $(if $(PARALLEL),--parallel $
 # The CPU sweeps are split by cell (training-set size x stress), one file each; the GPU sweeps
 # are one grid each.
 SWEEPS_2D = $(if $(filter gpu,$(SCALE)),experiments/sweeps/init_strategy_2d_gpu.yaml,\
-	experiments/sweeps/map_2d_scarce_stressed.yaml experiments/sweeps/map_2d_unlimited_default.yaml)
+	$(addprefix experiments/sweeps/map_2d_,scarce_stressed.yaml unlimited_default.yaml \
+	scarce_default.yaml unlimited_stressed.yaml))
 SWEEPS_3D = experiments/sweeps/init_strategy_3d$(SWEEP_SUFFIX).yaml
 
 sweep-2d: install
