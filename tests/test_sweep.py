@@ -89,6 +89,9 @@ def test_grid_runs_each_once_records_failures_and_resumes(tmp_path, monkeypatch)
         if r["status"] != "failed"
     )
     assert meta["sweep_file"] == str(sweep) and meta["runs"] == len(rows)
+    # ... and mirrored to W&B as a table artifact (offline), beside the sweep's runs.
+    logged = list((runs / "sweeps").rglob("runs*.table.json"))
+    assert logged and "scratch" in logged[-1].read_text()
 
 
 def test_run_interrupted_mid_way_runs_again_first(tmp_path, monkeypatch):

@@ -265,7 +265,23 @@ def write_sweep_table(path: str | Path, state: SweepState, runs_dir: Path, threa
     rows = collect(runs_dir, sweep=state.path.stem)
     table = write_table(rows, state.path.with_name(f"{state.path.stem}.table.csv"), meta)
     print(f"run table: {table} ({len(rows)} runs)", flush=True)
+    _log_to_wandb(table, state.path.stem)
     return table
+
+
+def _log_to_wandb(table: Path, sweep: str) -> None:
+    """The run table as a W&B table artifact, grouped with the sweep's runs (offline unless a
+    key is set). W&B is a mirror: its failure costs a warning, never the sweep's table."""
+    if os.environ.get("WANDB_MODE") == "disabled":
+        return
+    from gan_init.experiment.wandb_log import log_run_table
+
+    try:
+        folder = log_run_table(table, name=sweep, group=sweep)
+    except Exception as err:  # noqa: BLE001 - a mirror's failure must not fail the sweep
+        print(f"gan-init sweep: warning: run table not logged to W&B ({err})", flush=True)
+        return
+    print(f"run table in W&B: {folder}", flush=True)
 
 
 def _next_params(
