@@ -13,10 +13,10 @@ import torch
 
 from data_modules import Augmentation, DataError, NiftiFolderDataModule
 from data_modules import preprocessing as prep
-from tests.helpers import NIFTI_SHAPE as SHAPE
-from tests.helpers import brats_folder, ixi_folder
-from tests.helpers import head_volumes as _volumes
-from tests.helpers import save_nifti as _save
+from tests.builders.nifti import NIFTI_SHAPE as SHAPE
+from tests.builders.nifti import brats_folder, ixi_folder
+from tests.builders.nifti import head_volumes as _volumes
+from tests.builders.nifti import save_nifti as _save
 
 
 def _dm(root: Path, tmp_path: Path, **kw) -> NiftiFolderDataModule:

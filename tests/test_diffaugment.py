@@ -9,7 +9,9 @@ from gan_init.core.seeding import step_generator
 from gan_init.models import ProgressiveGAN
 from gan_init.models.progressive import load_noise_gan, real_at
 from gan_init.nn.diffaugment import AUGMENTATIONS, DiffAugment
-from tests.helpers import BlobData, cpu_trainer, tiny_noise_gan
+from tests.builders.images import BlobData
+from tests.builders.networks import tiny_noise_gan
+from tests.builders.trainer import cpu_trainer
 
 SHAPES = {2: (9, 12), 3: (5, 7, 6)}  # odd and unequal sides
 EVERY_OP = "translation,cutout,brightness,contrast"

@@ -13,7 +13,8 @@ from torch import nn
 
 from gan_init.callbacks.evaluation import EvaluationCallback
 from gan_init.callbacks.stability import StabilityCallback
-from tests.helpers import FakeData, FakeGAN, cpu_trainer
+from tests.builders.fakes import FakeData, FakeGAN
+from tests.builders.trainer import cpu_trainer
 
 
 def _trainer(tmp_path, callbacks):

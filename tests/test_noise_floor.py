@@ -11,7 +11,8 @@ from pytorch_lightning.loggers import CSVLogger
 
 from gan_init.callbacks.evaluation import EvaluationCallback
 from gan_init.metrics.evaluate import evaluate_samples
-from tests.helpers import FakeData, FakeGAN, cpu_trainer
+from tests.builders.fakes import FakeData, FakeGAN
+from tests.builders.trainer import cpu_trainer
 
 
 @pytest.mark.parametrize("spatial_dims", [pytest.param(2, id="2d"), pytest.param(3, id="3d")])

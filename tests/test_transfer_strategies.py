@@ -24,14 +24,9 @@ from gan_init.transfer.transfer import (
     set_frozen,
     transfer_summary,
 )
-from tests.helpers import (
-    SIZE,
-    NLayerDiscriminator,
-    reference_generator,
-    save_cyclegan,
-    tiny_noise_gan,
-    tiny_spec,
-)
+from tests.builders.checkpoints import save_cyclegan
+from tests.builders.networks import SIZE, tiny_noise_gan, tiny_spec
+from tests.builders.reference_cyclegan import NLayerDiscriminator, reference_generator
 
 RENDERER = ("generator.trunk.", "generator.decoder.", "generator.head.")
 D_STEM = {2: "discriminator.blocks.b16.conv0.", 3: "discriminator.blocks.b8.conv0."}
