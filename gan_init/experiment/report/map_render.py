@@ -125,19 +125,21 @@ def _diag_cell(result: CellResult, arm: str) -> str:
 
 def plot_map(sections: list[tuple[dict, list[CellResult]]], out: Path) -> Path | None:
     """Paired differences (mean and 95% CI) per arm, the margin as a band: a panel per cell, each
-    on its own scale (a failing cell's spread would flatten the others), a row per sweep (2D
-    above 3D)."""
+    on its own scale (a failing cell's spread would flatten the others), two panels a row, the
+    sweeps one below the other (2D above 3D)."""
     from gan_init.experiment.report.plots import _pyplot
 
     panels = [(meta, results) for meta, results in sections if results]
     if not panels:
         return None
     plt = _pyplot()
-    ncols = max(len(r) for _, r in panels)
+    ncols = min(2, max(len(r) for _, r in panels))
+    layout = [(meta, results[i : i + ncols]) for meta, results in panels
+              for i in range(0, len(results), ncols)]  # fmt: skip
     fig, axes = plt.subplots(
-        len(panels), ncols, figsize=(4.2 * ncols, 4.4 * len(panels)), squeeze=False
+        len(layout), ncols, figsize=(5.0 * ncols, 3.9 * len(layout)), squeeze=False
     )
-    for row, (meta, results) in enumerate(panels):
+    for row, (meta, results) in enumerate(layout):
         arms = [a for a in _arms(results) if a != BASELINE]
         margin = float(meta.get("endpoints", {}).get("margin", math.nan))
         for col in range(ncols):
