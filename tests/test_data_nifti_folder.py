@@ -379,3 +379,18 @@ def test_train_subjects_takes_the_first_n_of_the_training_set_and_keeps_the_held
     role = "the noise role" if roles else "the training set"
     assert str(err.value).startswith(f"train_subjects={have + 1} but {role} has {have} subjects")
     assert "\n" not in str(err.value) and "lower --data.train_subjects" in str(err.value)
+
+
+@pytest.mark.parametrize("dims", [2, 3])
+def test_cyclegan_validation_subjects_never_judge_the_noise_gan(tmp_path, dims):
+    """The CycleGAN picks its epoch on validation subjects; the noise GAN's evaluation compares
+    its samples with the reference split's subjects: disjoint (issue: the leak closed)."""
+    from gan_init.callbacks.evaluation import FLOOR_SPLIT, REFERENCE_SPLIT
+
+    root = ixi_folder(tmp_path / "data", n=8)
+    cyc = _dm(root, tmp_path, mode="cyclegan", spatial_dims=dims, roles=True)
+    noise = _dm(root, tmp_path, mode="noise", spatial_dims=dims, roles=True)
+    chose = set(cyc.bank("val").subjects)  # the CycleGAN's validation (model selection)
+    judges = set(noise.bank(REFERENCE_SPLIT).subjects)
+    assert chose and judges and not chose & judges
+    assert not set(noise.bank(FLOOR_SPLIT).subjects) & judges  # the floor: two disjoint sets
