@@ -115,7 +115,7 @@ def test_stability_stops_cleanly_and_records(tmp_path, bad, reason):
     names = sorted(p.name for p in (tmp_path / "ckpt").iterdir())
     assert any("step=4" in n for n in names) and not any("step=6" in n for n in names)
     assert torch.isfinite(
-        torch.load(tmp_path / "ckpt" / "last.ckpt", weights_only=False)["state_dict"]["lin.weight"]
+        torch.load(tmp_path / "ckpt" / "last.ckpt", weights_only=True)["state_dict"]["lin.weight"]
     ).all()
 
 

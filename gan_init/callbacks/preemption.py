@@ -85,8 +85,11 @@ class PreemptionCheckpoint(Callback):
             return
         for path, callback in self._last_paths(trainer).items():
             callback.last_model_path = str(path)
-            # The full training state (optimizers, loops, callbacks) for an exact resume; said
-            # explicitly, so Lightning does not log "`weights_only` was not set" at every fit end.
+            # Lightning's *save* option: write the full training state (optimizers, loops,
+            # callbacks) for an exact resume, not the weights alone. Said explicitly, so Lightning
+            # does not log "`weights_only` was not set" at every fit end. It is not torch.load's
+            # flag: the file holds tensors and plain types only, and every load in the project
+            # reads it with torch.load(weights_only=True) (tests/test_quiet_fit.py checks it).
             trainer.save_checkpoint(path, weights_only=False)  # every rank: a collective in DDP
 
     @staticmethod
@@ -111,6 +114,7 @@ class PreemptionCheckpoint(Callback):
             # Recorded in the checkpoint (the callback's state): the resumed run then writes
             # this same last.ckpt, not a last-v1.ckpt beside it.
             callback.last_model_path = str(path)
+            # The full training state (Lightning's save option, as in on_train_end).
             trainer.save_checkpoint(path, weights_only=False)  # every rank: a collective in DDP
             rank_zero_info(
                 f"stopped by a signal at step {trainer.global_step}: saved {path}; resume with "
