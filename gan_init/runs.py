@@ -132,6 +132,12 @@ class RunSummary:
         return write_json(Path(run_dir or self.run_dir) / SUMMARY, self.to_dict())
 
     @property
+    def arm(self) -> str:
+        """The sweep arm the run belongs to: its init strategy, ``+aug`` when the critic augments
+        (``gan-init pipeline --arm``)."""
+        return f"{self.init_strategy}+aug" if self.augment else str(self.init_strategy)
+
+    @property
     def ended(self) -> bool:
         return self.status in ENDED
 

@@ -452,9 +452,11 @@ class EvaluationCallback(Callback):
         return self._log(trainer, pl_module, values)
 
     def _full_side(self, trainer: Trainer) -> int:
-        """The data's full resolution (side of the reference images)."""
+        """The data's full resolution: the side of the reference images (the same request as the
+        evaluation's real set, so the data module's cached set answers it)."""
         if self._full is None:
-            self._full = int(trainer.datamodule.real_images(1, split=REFERENCE_SPLIT).shape[-1])
+            reference = trainer.datamodule.real_images(self.n_real, split=REFERENCE_SPLIT)
+            self._full = int(reference.shape[-1])
         return self._full
 
     def _log(self, trainer: Trainer, pl_module: LightningModule, values: dict[str, float]) -> dict:

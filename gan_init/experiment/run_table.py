@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from gan_init.core.files import read_json, write_atomic, write_json
+from gan_init.experiment.report.read import read_run_curves
 from gan_init.runs import DONE, METRICS_FINAL, RunSummary, read_artifact, run_summaries
 
 ENDPOINT_KEY = "eval/full/swd_mean"
@@ -73,14 +74,7 @@ INTEGER = {"dims", "train_subjects", "seed", "cyclegan_epoch", "threads"}
 TEXT = {"noise_config", "data", "arm", "init_strategy", "augment", "grow", "status", "failure"}
 
 
-def arm_name(init_strategy: str, augment: str | None) -> str:
-    """The arm a run belongs to: its init strategy, ``+aug`` when the critic augments."""
-    return f"{init_strategy}+aug" if augment else init_strategy
-
-
 def _last_diagnostics(run_dir: Path) -> dict[str, float]:
-    from gan_init.experiment.report.read import read_run_curves
-
     curves = read_run_curves(run_dir)
     out: dict[str, float] = {}
     for part in DIAG_PARTS:
@@ -112,7 +106,7 @@ def row_of(run_dir: Path, summary: RunSummary) -> dict[str, Any]:
         "dims": summary.dims,
         "noise_config": summary.config_name(),
         "data": data.get("name", "icbm"),
-        "arm": arm_name(summary.init_strategy or "", summary.augment),
+        "arm": summary.arm,
         "init_strategy": summary.init_strategy,
         "augment": summary.augment,
         "grow": summary.grow,

@@ -26,7 +26,6 @@ from typing import Any
 import numpy as np
 
 from gan_init.core.files import csv_attempts, read_json
-from gan_init.experiment.run_table import arm_name
 from gan_init.experiment.stats import EndpointSpec
 from gan_init.runs import INTERRUPTED, RUNNING, SWEEPS, RunSummary, run_summaries
 
@@ -120,7 +119,7 @@ def collect_runs(runs_dir: Path) -> list[Run]:
         runs.append(
             Run(
                 dims=int(summary.dims),
-                strategy=arm_name(summary.init_strategy or "", summary.augment),
+                strategy=summary.arm,
                 grow=_grow_in_cell(summary),
                 seed=int(summary.seed),
                 status=summary.status,
