@@ -161,3 +161,20 @@ def test_the_runs_folder_report_never_pairs_runs_of_different_cells(tmp_path):
     groups = sorted(r.group for r in collect_runs(runs))
     assert groups == ["scratch (none)", "scratch (none, 4 subjects, stress x8)"]
     assert [p.name for p, _ in sweep_states(runs)] == ["s.json"]
+
+
+def test_summary_table_and_the_grid_choice_come_from_the_cells():
+    from gan_init.experiment.report.map_render import grid_cells, median_seed, summary_table
+
+    ((_, cells),) = load_results([TABLE])
+    lines = summary_table(cells)
+    row = next(line for line in lines if line.startswith("| `cyclegan` |"))
+    assert "better; 0 of 6" in row and row.count("|") == len(cells) + 2
+    assert lines[-1].startswith("| smallest detectable")
+    # The cell where cyclegan differs most (the stressed one, -74) first, then unlimited/default.
+    chosen = grid_cells(cells)
+    assert [c.cell for c in chosen] == [(16, 4.0, "stem"), (None, 1.0, "none")]
+    # The median seed by hand: the lower middle of the six sorted paired differences.
+    arm, base = _endpoints("cyclegan", ("", "1", "none")), _endpoints("scratch", ("", "1", "none"))
+    ranked = sorted((arm[s] - base[s], s) for s in base)
+    assert median_seed(chosen[1]) == ranked[2][1]

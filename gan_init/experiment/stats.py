@@ -31,8 +31,12 @@ VERDICT_RULE = (
     "difference; otherwise **equivalent**: Holm-adjusted TOST p < alpha (the 90% CI of the "
     "difference lies inside ± the margin); otherwise **inconclusive** (neither a difference nor "
     "equivalence is shown: more seeds, or a smaller spread, would be needed); **n/a**: fewer "
-    "than 2 complete pairs. Holm's family: the strategies of one growth mode in one sweep "
-    "(dims x noise config), adjusted separately for the difference and the equivalence tests."
+    "than 2 complete pairs."
+)
+# Holm's family in the runs-folder report; in the map it is the arms of one cell.
+HOLM_FAMILY = (
+    "Holm's family: the strategies of one growth mode in one sweep (dims x noise config), "
+    "adjusted separately for the difference and the equivalence tests."
 )
 
 # Direction of each metric (None: no better/worse, e.g. MS-SSIM of samples, compared with the

@@ -36,6 +36,10 @@ def main(argv: list[str]) -> int:
         "--table", default=None, help="write the run table of the runs folder to this .csv"
     )
     p.add_argument(
+        "--runs", default=None, metavar="DIR",
+        help="with tables: the run folders they came from, to draw scratch beside cyclegan",
+    )  # fmt: skip
+    p.add_argument(
         "--plan", default=None, metavar="SWEEP.yaml",
         help="with --table: the analysis plan (endpoints, declared seeds) of this sweep file",
     )  # fmt: skip
@@ -48,7 +52,8 @@ def main(argv: list[str]) -> int:
             from gan_init.experiment.report.map_render import write_map_report
 
             out = Path(args.out) if args.out else tables[0].parent / f"{tables[0].stem}_map"
-            print(f"map: {write_map_report(tables, out, pilot=args.pilot)}")
+            path = write_map_report(tables, out, pilot=args.pilot, runs_dir=args.runs)
+            print(f"map: {path}")
             return 0
         if len(args.inputs) != 1:
             raise ValueError(f"expected one runs folder, got {len(args.inputs)}: {args.inputs}")

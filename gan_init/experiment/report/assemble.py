@@ -26,7 +26,13 @@ from gan_init.experiment.report.tables import (
     sweep_time_lines,
     verdict_overview,
 )
-from gan_init.experiment.stats import BASELINE, DEFAULT_SPEC, VERDICT_RULE, EndpointSpec
+from gan_init.experiment.stats import (
+    BASELINE,
+    DEFAULT_SPEC,
+    HOLM_FAMILY,
+    VERDICT_RULE,
+    EndpointSpec,
+)
 
 
 def curve_lines(runs: list[Run], dims: int, config: str, out_dir: Path) -> list[str]:
@@ -109,7 +115,7 @@ def plan_lines(sections: list[Section]) -> list[str]:
         plans.setdefault("\n".join(spec_lines(spec, note)), []).append(f"{dims}D `{config}`")
     for plan, names in plans.items():
         lines += [f"**{', '.join(names)}**", "", plan]
-    return lines + [f"Verdict rule: {VERDICT_RULE}", ""]
+    return lines + [f"Verdict rule: {VERDICT_RULE} {HOLM_FAMILY}", ""]
 
 
 def headline_lines(sections: list[Section], out_dir: Path) -> list[str]:

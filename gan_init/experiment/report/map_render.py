@@ -1,9 +1,12 @@
 """The map's Markdown and figure, from ``map.CellResult`` records (no file is read here).
 
 ``write_map_report(tables, out_dir)`` is what ``gan-init report TABLE.csv [TABLE.csv ...]``
-runs: ``map.md`` (one table per dimensionality, a row per arm, a column per cell; then the
-stability, detectable-effect and diagnostics tables) and ``map.png`` (paired differences per
-cell with the margin band, one panel per dimensionality side by side).
+runs: ``map.md`` (per dimensionality a summary table, a row per arm and a column per cell, then
+the quality, stability, spread, detectable-effect and diagnostics tables) and ``map.png``
+(paired differences per cell with the margin band). With ``runs_dir`` (``--runs DIR``, the run
+folders the tables came from) it also draws ``scratch`` beside ``cyclegan`` (the same fixed
+latents, ``gan_init.experiment.compare``) at the median-difference seed of the cell where they
+differ most and of the unlimited, default cell: the one part of the map that needs the runs.
 """
 
 from __future__ import annotations
@@ -57,6 +60,43 @@ def _comparison(result: CellResult, arm: str) -> Comparison | None:
     return next((c for c in result.quality if c.strategy == arm), None)
 
 
+def _signed(x: float) -> str:
+    return f"{x:+.1f}" if abs(x) < 100 else f"{x:+.0f}"
+
+
+def _summary_cell(result: CellResult, arm: str, pilot: bool) -> str:
+    s = result.stability.get(arm)
+    if s is None:
+        return "not run"
+    failed = f"{s.failures} of {s.runs}"
+    c = _comparison(result, arm)
+    if arm == BASELINE or c is None:
+        return failed
+    lo, hi = c.test.ci
+    verdict = "" if pilot else f" {c.verdict}"
+    return f"{_signed(c.test.mean)} [{_signed(lo)}, {_signed(hi)}]{verdict}; {failed}"
+
+
+def summary_table(results: list[CellResult], pilot: bool = False) -> list[str]:
+    """A row per arm, a column per cell: the paired difference to scratch with its 95% CI and
+    verdict, and failed runs; the last row the smallest detectable difference (the README's)."""
+    arms = _arms(results)
+    header = "arm − scratch: Δ [95% CI], verdict; failed runs"
+    lines = [f"| {header} | " + " | ".join(r.label for r in results) + " |"]
+    lines.append("| --- " * (len(results) + 1) + "|")
+    for arm in arms:
+        name = f"`{arm}`" + (" (failed)" if arm == BASELINE else "")
+        lines.append(
+            f"| {name} | " + " | ".join(_summary_cell(r, arm, pilot) for r in results) + " |"
+        )
+    mdes = []
+    for r in results:
+        values = [c.mde for c in r.quality if math.isfinite(c.mde)]
+        mdes.append(f"{min(values):.0f}-{max(values):.0f}" if values else "-")
+    lines.append("| smallest detectable Δ (80% power) | " + " | ".join(mdes) + " |")
+    return lines
+
+
 def dims_section(meta: dict, results: list[CellResult], pilot: bool) -> list[str]:
     """The map of one sweep: quality, stability, detectable effect, diagnostics."""
     if not results:
@@ -69,6 +109,10 @@ def dims_section(meta: dict, results: list[CellResult], pilot: bool) -> list[str
         f"Primary endpoint `{endpoints.get('primary')}`, lower is better; margin "
         f"±{endpoints.get('margin')} (absolute, fixed before the runs); alpha "
         f"{endpoints.get('alpha')}; seeds {seeds}; threads per run {meta.get('threads', 'n/a')}.",
+        "",
+        "### Summary",
+        "",
+        *summary_table(results, pilot),
         "",
         "### Quality: paired difference arm - scratch (95% CI)" + ("" if pilot else " and verdict"),
         "",
@@ -178,15 +222,67 @@ def _cell_panel(ax: Any, result: CellResult, arms: list[str], margin: float) -> 
     ax.legend(fontsize=8, loc="best")
 
 
-def write_map_report(tables: list[Path], out_dir: Path, pilot: bool = False) -> Path:
-    """``map.md`` and ``map.png`` in ``out_dir`` from the run tables alone."""
+def grid_cells(results: list[CellResult], arm: str = "cyclegan") -> list[CellResult]:
+    """The cell where ``arm`` differs most from scratch (largest |mean paired difference|), and
+    the unlimited, default cell, without repeats."""
+    scored = [(abs(c.test.mean), r) for r in results if (c := _comparison(r, arm))
+              and math.isfinite(c.test.mean)]  # fmt: skip
+    chosen = [max(scored, key=lambda t: t[0])[1]] if scored else []
+    chosen += [r for r in results if r.cell[:2] == (None, 1.0) and r not in chosen]
+    return chosen
+
+
+def median_seed(result: CellResult, arm: str = "cyclegan") -> int | None:
+    """The seed whose paired difference (arm - scratch) is the cell's median (the lower one of
+    an even count)."""
+    c = _comparison(result, arm)
+    if c is None or not c.seeds:
+        return None
+    ranked = sorted(zip(c.diffs, c.seeds))
+    return ranked[(len(ranked) - 1) // 2][1]
+
+
+def draw_grids(results: list[CellResult], runs_dir: Path, out_dir: Path) -> list[str]:
+    """Markdown lines with ``scratch`` beside ``cyclegan`` for ``grid_cells``, from the run
+    folders under ``runs_dir`` (``gan_init.experiment.compare.compare_runs``)."""
+    from gan_init.experiment.compare import compare_runs
+    from gan_init.runs import run_summaries
+
+    folders = {}
+    for path, s in run_summaries(runs_dir):
+        key = (s.dims, s.arm, s.train_subjects, float(s.stress or 1.0), s.grow, s.seed)
+        folders[key] = path
+    lines = []
+    for result in grid_cells(results):
+        seed = median_seed(result)
+        size, stress, grow = result.cell
+        pair = [
+            folders.get((result.dims, a, size, stress, grow, seed)) for a in ("scratch", "cyclegan")
+        ]
+        if seed is None or None in pair:
+            lines += [f"(no run folders under {runs_dir} for {result.label}, seed {seed})", ""]
+            continue
+        slug = result.label.replace(", ", "_").replace(" ", "-")
+        figure = compare_runs(pair, out_dir / f"grid_{slug}_seed{seed}").with_suffix(".png")
+        rel = figure.relative_to(out_dir)
+        lines += [f"![{result.label}, seed {seed} (median difference): scratch above cyclegan, "
+                  f"the same latents]({rel})", ""]  # fmt: skip
+    return lines
+
+
+def write_map_report(
+    tables: list[Path], out_dir: Path, pilot: bool = False, runs_dir: Path | None = None
+) -> Path:
+    """``map.md`` and ``map.png`` in ``out_dir`` from the run tables alone; with ``runs_dir``
+    also the sample grids."""
     sections = load_results([Path(t) for t in tables], pilot=pilot)
     out_dir.mkdir(parents=True, exist_ok=True)
     title = "Pilot (tuning seeds): descriptive only, no verdicts" if pilot else "The map"
     lines = [f"# {title}", "", f"From: {', '.join(str(t) for t in tables)}", ""]
     if not pilot:
         lines += [
-            f"Verdicts: {VERDICT_RULE} In the map, Holm's family is the arms of one cell.",
+            f"Verdicts: {VERDICT_RULE} Holm's family: the arms of one cell, adjusted separately "
+            "for the difference and the equivalence tests (and, under stability, for each test).",
             "",
             "Quality pairs need both runs' endpoints: a run that diverged has none, leaves the "
             "quality pairs (counted as unpaired) and counts as a failure under stability.",
@@ -197,6 +293,8 @@ def write_map_report(tables: list[Path], out_dir: Path, pilot: bool = False) -> 
         lines += [f"![paired differences per cell]({figure.name})", ""]
     for meta, results in sections:
         lines += dims_section(meta, results, pilot)
+        if runs_dir is not None and results:
+            lines += ["### Sample grids", "", *draw_grids(results, Path(runs_dir), out_dir)]
     path = out_dir / "map.md"
     write_atomic(path, "\n".join(lines) + "\n")
     return path
