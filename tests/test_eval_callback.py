@@ -176,7 +176,7 @@ def test_evaluation_times_itself_and_the_share_reaches_the_summary(tmp_path, spa
     # The pipeline's summary shows the share beside the final metrics.
     from gan_init.experiment.pipeline import _outcome
 
-    outcome = _outcome(None, tmp_path, 1, env={}, log=tmp_path / "log.txt")
+    outcome = _outcome(None, tmp_path, 1, log=tmp_path / "log.txt")
     assert outcome["metrics"]["time/eval_share"] == timing["eval_share"]
     assert "eval/fid" in outcome["metrics"] and "eval/eval_share" not in outcome["metrics"]
 

@@ -199,11 +199,13 @@ def fake_training(run_dir_holder: list, step: int = 6):
 def test_a_run_whose_samples_failed_is_recorded_failed_not_finished(tmp_path, monkeypatch, dims):
     holder: list = []
     monkeypatch.setattr(pipeline, "_fit", fake_training(holder))
-    monkeypatch.setattr(pipeline, "run_child", lambda cmd, **kwargs: 1)  # gan-init sample fails
+    # The fake checkpoint holds no generator: sampling (in the pipeline's process) fails.
     opts = PipelineOptions(dims=dims, init_strategy="scratch", grow="stem", runs_dir=str(tmp_path))
     summary = pipeline.run_pipeline(opts)
     assert summary["status"] == "failed"
-    assert "gan-init sample exited with code 1" in summary["failure"]
+    assert summary["failure"].startswith("gan-init sample failed (")
+    assert "\n" not in summary["failure"] and "log.txt" in summary["failure"]
+    assert "Traceback" in (holder[0] / "log.txt").read_text()
     assert summary["samples"] is None
     # The metrics and the checkpoint they came from are still recorded.
     assert summary["metrics"]["eval/swd"] == 1.5
@@ -215,7 +217,7 @@ def test_a_run_whose_samples_failed_is_recorded_failed_not_finished(tmp_path, mo
 def test_a_damaged_summary_is_named_and_kept_aside(tmp_path, monkeypatch, capsys, dims):
     holder: list = []
     monkeypatch.setattr(pipeline, "_fit", fake_training(holder))
-    monkeypatch.setattr(pipeline, "run_child", lambda cmd, **kwargs: 0)
+    monkeypatch.setattr(pipeline, "_sample", lambda *args, **kwargs: None)
     args = ["--dims", str(dims), "--init_strategy", "scratch", "--grow", "stem"]
     args += ["--runs_dir", str(tmp_path)]
     opts = PipelineOptions(dims=dims, init_strategy="scratch", grow="stem", runs_dir=str(tmp_path))

@@ -38,3 +38,23 @@ def test_sample_refuses_missing_save_noise_gan(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["sample", "--checkpoint", str(tmp_path / "nope.ckpt"), "--out", str(tmp_path)])
     assert "no such file" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("dims", [2, 3])
+def test_pipeline_samples_in_process_equal_the_sample_command(tmp_path, dims):
+    """The pipeline writes its samples in its own process: the same files `gan-init sample
+    --seed 0` writes, and the command line in the run's log."""
+    from gan_init.experiment import pipeline
+
+    ckpt = save_noise_gan(tmp_path, dims, 8)
+    log = tmp_path / "log.txt"
+    assert pipeline._sample(ckpt, 5, tmp_path / "pipe", log=log) is None
+    command = run(ckpt, tmp_path / "cmd", "--seed", "0")
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "pipe" / "samples.png")), command)
+    if dims == 3:
+        for mine, theirs in zip(sorted((tmp_path / "pipe").glob("*.nii.gz")),
+                                sorted((tmp_path / "cmd").glob("*.nii.gz")), strict=True):
+            np.testing.assert_array_equal(nib.load(mine).get_fdata(), nib.load(theirs).get_fdata())
+    written = 6 if dims == 3 else 1  # 3D: five volumes and the montage
+    assert "gan-init sample --checkpoint" in log.read_text()
+    assert f"wrote {written} file(s)" in log.read_text()

@@ -585,7 +585,7 @@ def _run_pipeline_locked(
     log = run_dir / LOG
     try:
         code = _fit(config_file, args, run_dir, env=env, log=log)
-        outcome = _outcome(opts, run_dir, code, env=env, log=log)
+        outcome = _outcome(opts, run_dir, code, log=log)
     except Interrupted as stop:
         interrupted = {"status": INTERRUPTED, "signal": stop.signum, "run_dir": str(run_dir)}
         RunSummary.from_dict({**interrupted, **identity}).write()
@@ -607,7 +607,7 @@ def _run_pipeline_locked(
 
 
 def _outcome(
-    opts: PipelineOptions, run_dir: Path, code: int, *, env: dict[str, str], log: Path
+    opts: PipelineOptions, run_dir: Path, code: int, *, log: Path
 ) -> dict[str, Any]:
     """Status, checkpoint, samples and final metrics of a trained run (summary keys)."""
     divergence = read_artifact(run_dir, DIVERGENCE)
@@ -617,14 +617,10 @@ def _outcome(
     samples = None
     if status != "failed" and checkpoint.is_file():
         samples = run_dir / SAMPLES
-        cmd = [sys.executable, "-m", "gan_init", "sample", "--checkpoint", str(checkpoint)]
-        cmd += ["--n", str(opts.n_samples), "--out", str(samples), "--seed", "0"]
-        with open(log, "ab") as out:
-            out.write(f"$ {shlex.join(cmd)}\n".encode())
-        sample_code = run_child(cmd, env=env, log=log)
-        if sample_code != 0:
+        problem = _sample(checkpoint, opts.n_samples, samples, log=log)
+        if problem:
             status, samples = "failed", None
-            failure = f"gan-init sample exited with code {sample_code}; see {log}"
+            failure = f"gan-init sample failed ({problem}); see {log}"
     elif status != "failed":
         status, failure = "failed", f"no checkpoint {checkpoint} after training; see {log}"
     final = read_artifact(run_dir, METRICS_FINAL) or {}
@@ -641,6 +637,27 @@ def _outcome(
         "divergence": divergence,
         **_checkpoint_record(checkpoint, final),
     }
+
+
+def _sample(checkpoint: Path, n: int, out: Path, *, log: Path) -> str | None:
+    """``gan-init sample --checkpoint CHECKPOINT --n N --out OUT --seed 0``, in this process (the
+    pipeline has torch loaded already; a child process would pay the interpreter and imports
+    again, about 5 s a run). Same function, seed and threads, so the same files. Returns None, or
+    the error's one line (its traceback goes to ``log``)."""
+    import traceback
+
+    from gan_init.cli.commands.sample import write_samples
+
+    cmd = ["gan-init", "sample", "--checkpoint", str(checkpoint), "--n", str(n), "--out", str(out)]
+    with open(log, "a") as text:
+        text.write(f"$ {shlex.join([*cmd, '--seed', '0'])}  (in the pipeline's process)\n")
+        try:
+            written = write_samples(str(checkpoint), n, out, seed=0)
+        except Exception as error:  # noqa: BLE001 - recorded as the run's failure, not raised
+            traceback.print_exc(file=text)
+            return f"{type(error).__name__}: {error}".splitlines()[0]
+        text.write(f"wrote {len(written)} file(s) to {out} (grid: {written[-1]})\n")
+    return None
 
 
 def _checkpoint_record(checkpoint: Path, final: dict[str, Any]) -> dict[str, Any]:
