@@ -80,7 +80,8 @@ SWEEP = $(PY) -m gan_init sweep --runs_dir $(RUNS) $(if $(PARALLEL),--parallel $
 SWEEPS_2D = $(if $(filter gpu,$(SCALE)),experiments/sweeps/init_strategy_2d_gpu.yaml,\
 	$(addprefix experiments/sweeps/map_2d_,scarce_stressed.yaml unlimited_default.yaml \
 	scarce_default.yaml unlimited_stressed.yaml))
-SWEEPS_3D = experiments/sweeps/init_strategy_3d$(SWEEP_SUFFIX).yaml
+SWEEPS_3D = $(if $(filter gpu,$(SCALE)),experiments/sweeps/init_strategy_3d_gpu.yaml,\
+	$(addprefix experiments/sweeps/map_3d_,scarce_stressed.yaml unlimited_default.yaml))
 
 sweep-2d: install
 	for f in $(SWEEPS_2D); do $(SWEEP) $$f || exit $$?; done
