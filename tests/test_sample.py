@@ -50,10 +50,15 @@ def test_pipeline_samples_in_process_equal_the_sample_command(tmp_path, dims):
     log = tmp_path / "log.txt"
     assert pipeline._sample(ckpt, 5, tmp_path / "pipe", log=log) is None
     command = run(ckpt, tmp_path / "cmd", "--seed", "0")
-    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "pipe" / "samples.png")), command)
+    np.testing.assert_array_equal(
+        np.asarray(Image.open(tmp_path / "pipe" / "samples.png")), command
+    )
     if dims == 3:
-        for mine, theirs in zip(sorted((tmp_path / "pipe").glob("*.nii.gz")),
-                                sorted((tmp_path / "cmd").glob("*.nii.gz")), strict=True):
+        for mine, theirs in zip(
+            sorted((tmp_path / "pipe").glob("*.nii.gz")),
+            sorted((tmp_path / "cmd").glob("*.nii.gz")),
+            strict=True,
+        ):
             np.testing.assert_array_equal(nib.load(mine).get_fdata(), nib.load(theirs).get_fdata())
     written = 6 if dims == 3 else 1  # 3D: five volumes and the montage
     assert "gan-init sample --checkpoint" in log.read_text()
