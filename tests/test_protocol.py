@@ -179,3 +179,15 @@ def test_sweeps_first_combination_logs_its_metric(path, tmp_path):
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(pytest.main([__file__, "-q"]))
+
+
+def test_make_sweep_targets_run_every_map_file():
+    """`make sweep-2d` and `make sweep-3d` run every cell's file of the map, each in its own
+    target (a cell file left out of the Makefile would never be run by the documented command)."""
+    for dims in (2, 3):
+        out = subprocess.run(
+            ["make", "-n", f"sweep-{dims}d"], cwd=REPO, capture_output=True, text=True, check=True
+        ).stdout
+        named = set(re.findall(r"experiments/sweeps/(map_\dd_\w+\.yaml)", out))
+        files = {p.name for p in (REPO / "experiments" / "sweeps").glob(f"map_{dims}d_*.yaml")}
+        assert files and named == files
