@@ -178,3 +178,26 @@ def test_summary_table_and_the_grid_choice_come_from_the_cells():
     arm, base = _endpoints("cyclegan", ("", "1", "none")), _endpoints("scratch", ("", "1", "none"))
     ranked = sorted((arm[s] - base[s], s) for s in base)
     assert median_seed(chosen[1]) == ranked[2][1]
+
+
+def test_memorization_per_arm_and_cell_is_the_mean_and_the_largest_run(tmp_path):
+    """The map shows, per arm and cell, the mean share of memorized samples and the largest run's
+    (a scarce cell where a start copies its few training subjects must be visible)."""
+    from gan_init.experiment.report.map_render import dims_section
+
+    rows, meta = read_table(TABLE)
+    shares = {0: 0.5, 1: 0.25, 2: 0.0, 3: 0.125, 4: 0.0, 5: 0.0}
+    for row in rows:
+        if row["arm"] == "cyclegan" and row["train_subjects"] is None and row["grow"] == "none":
+            row["memo_fraction"] = shares[int(row["seed"])]
+    table = tmp_path / "t.table.csv"
+    write_table(rows, table, meta)
+    ((meta, cells),) = load_results([table])
+    unlimited = next(c for c in cells if c.cell == (None, 1.0, "none"))
+    d = unlimited.diagnostics["cyclegan"]
+    assert d["memo_fraction"] == pytest.approx(np.mean(list(shares.values())))
+    assert d["memo_fraction_max"] == 0.5
+    assert unlimited.diagnostics["scratch"]["memo_fraction_max"] == 0.0
+    text = "\n".join(dims_section(meta, cells, pilot=False))
+    memo = text.split("### Memorization")[1]
+    assert "| cyclegan | 0 / 0 | 0.15 / 0.5 |" in memo

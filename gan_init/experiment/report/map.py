@@ -180,14 +180,23 @@ def _finite(value: Any) -> bool:
     return value is not None and math.isfinite(float(value))
 
 
+# Means per arm and cell: the transfer diagnostics, and the share of samples nearer a training
+# image than 95% of held-out images are (memorization; about 0.05 or less when nothing is copied).
+DIAGNOSTIC_MEANS = (
+    "cka_trunk", "cka_decoder", "weight_dist_trunk", "weight_dist_decoder", "memo_fraction",
+)  # fmt: skip
+
+
 def _diagnostics(by_arm: dict[str, dict[int, dict[str, Any]]]) -> dict[str, dict[str, float]]:
     out = {}
     for arm, runs in by_arm.items():
         means = {}
-        for key in ("cka_trunk", "cka_decoder", "weight_dist_trunk", "weight_dist_decoder"):
+        for key in DIAGNOSTIC_MEANS:
             values = [float(r[key]) for r in runs.values() if _finite(r.get(key))]
             if values:
                 means[key] = float(np.mean(values))
+                if key == "memo_fraction":
+                    means["memo_fraction_max"] = float(np.max(values))
         out[arm] = means
     return out
 

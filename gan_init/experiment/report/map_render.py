@@ -139,6 +139,11 @@ def dims_section(meta: dict, results: list[CellResult], pilot: bool) -> list[str
         "",
         *_grid(results, _diag_cell),
         "",
+        "### Memorization: share of samples nearer a training image than 95% of held-out "
+        "images are (mean / largest run; near 0 when nothing is copied)",
+        "",
+        *_grid(results, _memo_cell),
+        "",
     ]
     return lines
 
@@ -165,6 +170,13 @@ def _diag_cell(result: CellResult, arm: str) -> str:
         return "-"
     keys = ("cka_trunk", "cka_decoder", "weight_dist_trunk")
     return " / ".join(_num(d.get(k, math.nan), 2) for k in keys)
+
+
+def _memo_cell(result: CellResult, arm: str) -> str:
+    d = result.diagnostics.get(arm) or {}
+    if "memo_fraction" not in d:
+        return "-"
+    return f"{_num(d['memo_fraction'], 2)} / {_num(d['memo_fraction_max'], 2)}"
 
 
 def plot_map(sections: list[tuple[dict, list[CellResult]]], out: Path) -> Path | None:
