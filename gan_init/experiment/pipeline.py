@@ -606,9 +606,7 @@ def _run_pipeline_locked(
     return summary
 
 
-def _outcome(
-    opts: PipelineOptions, run_dir: Path, code: int, *, log: Path
-) -> dict[str, Any]:
+def _outcome(opts: PipelineOptions, run_dir: Path, code: int, *, log: Path) -> dict[str, Any]:
     """Status, checkpoint, samples and final metrics of a trained run (summary keys)."""
     divergence = read_artifact(run_dir, DIVERGENCE)
     checkpoint = last_checkpoint(run_dir)
