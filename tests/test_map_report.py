@@ -201,3 +201,48 @@ def test_memorization_per_arm_and_cell_is_the_mean_and_the_largest_run(tmp_path)
     text = "\n".join(dims_section(meta, cells, pilot=False))
     memo = text.split("### Memorization")[1]
     assert "| cyclegan | 0 / 0 | 0.15 / 0.5 |" in memo
+
+
+def test_grids_of_two_dimensionalities_get_their_own_folders(tmp_path, monkeypatch):
+    """`--runs` takes a folder per dimensionality; a 2D and a 3D cell with the same label and
+    median seed are drawn into grid_2d_... and grid_3d_..., from their own run folders."""
+    from types import SimpleNamespace
+
+    import gan_init.experiment.compare as compare
+    import gan_init.runs as runs
+    from gan_init.experiment.report.map_render import draw_grids
+
+    rows, meta = read_table(TABLE)
+    for row in rows:
+        row["dims"], row["noise_config"] = 3, "noise_3d_sweep"
+    write_table(rows, tmp_path / "t3.table.csv", meta)
+    ((_, cells_2d),) = load_results([TABLE])
+    ((_, cells_3d),) = load_results([tmp_path / "t3.table.csv"])
+
+    def summaries(runs_dir):
+        dims = 2 if Path(runs_dir).name == "runs2d" else 3
+        return [
+            (Path(runs_dir) / f"{r['arm']}-{r['seed']}-{r['train_subjects']}-{r['stress']}",
+             SimpleNamespace(dims=dims, arm=r["arm"], train_subjects=r["train_subjects"],
+                             stress=r["stress"], grow=r["grow"], seed=r["seed"]))
+            for r in rows
+        ]  # fmt: skip
+
+    drawn = []
+
+    def fake_compare(pair, folder):
+        drawn.append((pair, folder))
+        return folder / "comparison.md"
+
+    monkeypatch.setattr(runs, "run_summaries", summaries)
+    monkeypatch.setattr(compare, "compare_runs", fake_compare)
+    dirs = [tmp_path / "runs2d", tmp_path / "runs3d"]
+    lines = draw_grids(cells_2d, dirs, tmp_path) + draw_grids(cells_3d, dirs, tmp_path)
+    folders = [folder.name for _, folder in drawn]
+    assert len(folders) == len(set(folders)) == 4  # two cells per dimensionality
+    assert sum(f.startswith("grid_2d_") for f in folders) == 2
+    for pair, folder in drawn:
+        parent = "runs2d" if folder.name.startswith("grid_2d_") else "runs3d"
+        assert [p.parent.name for p in pair] == [parent, parent]
+        assert [p.name.split("-")[0] for p in pair] == ["scratch", "cyclegan"]
+    assert sum("comparison.png" in line for line in lines) == 4

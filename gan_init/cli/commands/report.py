@@ -36,8 +36,9 @@ def main(argv: list[str]) -> int:
         "--table", default=None, help="write the run table of the runs folder to this .csv"
     )
     p.add_argument(
-        "--runs", default=None, metavar="DIR",
-        help="with tables: the run folders they came from, to draw scratch beside cyclegan",
+        "--runs", default=None, nargs="+", metavar="DIR",
+        help="with tables: the runs folder(s) they came from (e.g. one per dimensionality), to "
+        "draw scratch beside cyclegan",
     )  # fmt: skip
     p.add_argument(
         "--plan", default=None, metavar="SWEEP.yaml",
@@ -52,7 +53,7 @@ def main(argv: list[str]) -> int:
             from gan_init.experiment.report.map_render import write_map_report
 
             out = Path(args.out) if args.out else tables[0].parent / f"{tables[0].stem}_map"
-            path = write_map_report(tables, out, pilot=args.pilot, runs_dir=args.runs)
+            path = write_map_report(tables, out, pilot=args.pilot, runs_dirs=args.runs)
             print(f"map: {path}")
             return 0
         if len(args.inputs) != 1:

@@ -3,7 +3,7 @@
 ``write_map_report(tables, out_dir)`` is what ``gan-init report TABLE.csv [TABLE.csv ...]``
 runs: ``map.md`` (per dimensionality a summary table, a row per arm and a column per cell, then
 the quality, stability, spread, detectable-effect and diagnostics tables) and ``map.png``
-(paired differences per cell with the margin band). With ``runs_dir`` (``--runs DIR``, the run
+(paired differences per cell with the margin band). With ``runs_dirs`` (``--runs DIR ...``, the run
 folders the tables came from) it also draws ``scratch`` beside ``cyclegan`` (the same fixed
 latents, ``gan_init.experiment.compare``) at the median-difference seed of the cell where they
 differ most and of the unlimited, default cell: the one part of the map that needs the runs.
@@ -254,16 +254,19 @@ def median_seed(result: CellResult, arm: str = "cyclegan") -> int | None:
     return ranked[(len(ranked) - 1) // 2][1]
 
 
-def draw_grids(results: list[CellResult], runs_dir: Path, out_dir: Path) -> list[str]:
+def draw_grids(results: list[CellResult], runs_dirs: list[Path], out_dir: Path) -> list[str]:
     """Markdown lines with ``scratch`` beside ``cyclegan`` for ``grid_cells``, from the run
-    folders under ``runs_dir`` (``gan_init.experiment.compare.compare_runs``)."""
+    folders under ``runs_dirs`` (``gan_init.experiment.compare.compare_runs``); the figures are
+    ``grid_<dims>d_<cell>_seed<k>/``."""
     from gan_init.experiment.compare import compare_runs
     from gan_init.runs import run_summaries
 
     folders = {}
-    for path, s in run_summaries(runs_dir):
-        key = (s.dims, s.arm, s.train_subjects, float(s.stress or 1.0), s.grow, s.seed)
-        folders[key] = path
+    for runs_dir in runs_dirs:
+        for path, s in run_summaries(runs_dir):
+            key = (s.dims, s.arm, s.train_subjects, float(s.stress or 1.0), s.grow, s.seed)
+            folders[key] = path
+    where = ", ".join(str(d) for d in runs_dirs)
     lines = []
     for result in grid_cells(results):
         seed = median_seed(result)
@@ -272,10 +275,11 @@ def draw_grids(results: list[CellResult], runs_dir: Path, out_dir: Path) -> list
             folders.get((result.dims, a, size, stress, grow, seed)) for a in ("scratch", "cyclegan")
         ]
         if seed is None or None in pair:
-            lines += [f"(no run folders under {runs_dir} for {result.label}, seed {seed})", ""]
+            lines += [f"(no run folders under {where} for {result.label}, seed {seed})", ""]
             continue
         slug = result.label.replace(", ", "_").replace(" ", "-")
-        figure = compare_runs(pair, out_dir / f"grid_{slug}_seed{seed}").with_suffix(".png")
+        folder = out_dir / f"grid_{result.dims}d_{slug}_seed{seed}"
+        figure = compare_runs(pair, folder).with_suffix(".png")
         rel = figure.relative_to(out_dir)
         lines += [f"![{result.label}, seed {seed} (median difference): scratch above cyclegan, "
                   f"the same latents]({rel})", ""]  # fmt: skip
@@ -283,9 +287,12 @@ def draw_grids(results: list[CellResult], runs_dir: Path, out_dir: Path) -> list
 
 
 def write_map_report(
-    tables: list[Path], out_dir: Path, pilot: bool = False, runs_dir: Path | None = None
+    tables: list[Path],
+    out_dir: Path,
+    pilot: bool = False,
+    runs_dirs: list[str | Path] | None = None,
 ) -> Path:
-    """``map.md`` and ``map.png`` in ``out_dir`` from the run tables alone; with ``runs_dir``
+    """``map.md`` and ``map.png`` in ``out_dir`` from the run tables alone; with ``runs_dirs``
     also the sample grids."""
     sections = load_results([Path(t) for t in tables], pilot=pilot)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -305,8 +312,9 @@ def write_map_report(
         lines += [f"![paired differences per cell]({figure.name})", ""]
     for meta, results in sections:
         lines += dims_section(meta, results, pilot)
-        if runs_dir is not None and results:
-            lines += ["### Sample grids", "", *draw_grids(results, Path(runs_dir), out_dir)]
+        if runs_dirs and results:
+            dirs = [Path(d) for d in runs_dirs]
+            lines += ["### Sample grids", "", *draw_grids(results, dirs, out_dir)]
     path = out_dir / "map.md"
     write_atomic(path, "\n".join(lines) + "\n")
     return path
