@@ -112,18 +112,6 @@ def test_run_interrupted_mid_way_runs_again_first(tmp_path, monkeypatch):
     assert all(r["state"] == "finished" for r in final.runs)
 
 
-@pytest.mark.parametrize("path", sorted(SWEEPS.glob("*.yaml")), ids=lambda p: p.name)
-def test_every_strategy_of_a_sweep_trains_against_the_same_critic(path):
-    """cyclegan_g_and_d needs the patch-stem critic; a sweep gives it to every strategy alike."""
-    sweep = load_sweep(path)
-    flag = "--noise.model.init_args.discriminator.init_args.patch_stem=true"
-    noise = sweep["parameters"].get("noise_config", {}).get("value")
-    if flag not in sweep["command"]:
-        assert noise, f"{path.name}: neither a sweep noise config nor {flag}"
-        config = yaml.safe_load((SWEEPS.parents[1] / noise).read_text())
-        assert config["model"]["init_args"]["discriminator"]["init_args"]["patch_stem"] is True
-
-
 @pytest.mark.parametrize("path", sorted(SWEEPS.glob("map_*.yaml")), ids=lambda p: p.name)
 def test_map_sweeps_declare_disjoint_seeds_and_an_absolute_margin(path):
     """A confirmatory sweep runs only its declared confirmatory seeds, never a tuning seed, and
