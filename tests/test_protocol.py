@@ -6,7 +6,8 @@ tests read the shipped files, so a config edit that breaks the protocol fails he
 - every sweep compares all three growth modes, and `stem` grows over at least two levels;
 - every noise config evaluates and watches stability, and each sweep's metric is one it logs
   (checked statically, and end to end on each sweep's first combination, shrunk to CPU size);
-- the data stream is not pinned by the configs (it follows the run's seed).
+- the data stream is not pinned by the configs (it follows the run's seed);
+- every arm of a sweep trains against the same critic.
 """
 
 from __future__ import annotations
@@ -191,3 +192,24 @@ def test_make_sweep_targets_run_every_map_file():
         named = set(re.findall(r"experiments/sweeps/(map_\dd_\w+\.yaml)", out))
         files = {p.name for p in (REPO / "experiments" / "sweeps").glob(f"map_{dims}d_*.yaml")}
         assert files and named == files
+
+
+@pytest.mark.parametrize("path", SWEEPS, ids=lambda p: p.name)
+def test_every_arm_of_a_sweep_trains_against_the_same_critic(path):
+    """`gan-init pipeline` turns the critic's PatchGAN stem on for a strategy that copies D_T1's
+    stem in (cyclegan_g_and_d). A sweep with such an arm must have it on for every arm, or that
+    arm alone would train against another critic; a sweep without one may leave it off (the 3D
+    map's config does: its pilot found the critic's own top block better)."""
+    from gan_init.transfer.strategies import INIT_STRATEGIES
+
+    sweep = load_sweep(path)
+    params = sweep["parameters"]
+    spec = params.get("arm") or params.get("init_strategy") or {}
+    arms = spec.get("values") or [spec.get("value", "cyclegan")]
+    strategies = {str(a).split("+")[0] for a in arms}
+    _, noise = sweep_configs(sweep)
+    disc = yaml.safe_load(noise.read_text())["model"]["init_args"]["discriminator"]["init_args"]
+    override = "--noise.model.init_args.discriminator.init_args.patch_stem=true"
+    on = bool(disc.get("patch_stem")) or override in sweep.get("command", [])
+    if any(INIT_STRATEGIES.meta(s)["patch_stem_critic"] for s in strategies):
+        assert on, f"{path.name}: {sorted(strategies)} with the critic's patch stem off"

@@ -85,12 +85,7 @@ class PreemptionCheckpoint(Callback):
             return
         for path, callback in self._last_paths(trainer).items():
             callback.last_model_path = str(path)
-            # Lightning's *save* option: write the full training state (optimizers, loops,
-            # callbacks) for an exact resume, not the weights alone. Said explicitly, so Lightning
-            # does not log "`weights_only` was not set" at every fit end. It is not torch.load's
-            # flag: the file holds tensors and plain types only, and every load in the project
-            # reads it with torch.load(weights_only=True) (tests/test_quiet_fit.py checks it).
-            trainer.save_checkpoint(path, weights_only=False)  # every rank: a collective in DDP
+            _save_training_state(trainer, path)
 
     @staticmethod
     def _last_paths(trainer: Trainer) -> dict[Path, ModelCheckpoint]:
@@ -114,9 +109,21 @@ class PreemptionCheckpoint(Callback):
             # Recorded in the checkpoint (the callback's state): the resumed run then writes
             # this same last.ckpt, not a last-v1.ckpt beside it.
             callback.last_model_path = str(path)
-            # The full training state (Lightning's save option, as in on_train_end).
-            trainer.save_checkpoint(path, weights_only=False)  # every rank: a collective in DDP
+            _save_training_state(trainer, path)
             rank_zero_info(
                 f"stopped by a signal at step {trainer.global_step}: saved {path}; resume with "
                 f"--ckpt_path {path}"
             )
+
+
+def _save_training_state(trainer: Trainer, path: Path) -> None:
+    """Write the full training state (weights, optimizers, loops, callbacks) to ``path`` for an
+    exact resume; every rank calls it (a collective in DDP).
+
+    ``weights_only=False`` is Lightning's *save* option (the whole state, not the weights alone),
+    said so that Lightning does not log "`weights_only` was not set" at every fit end. It is not
+    ``torch.load``'s flag: the file holds tensors and plain types only, and every load in the
+    project reads it with ``torch.load(weights_only=True)`` (``--ckpt_path`` through
+    ``gan_init.cli.lightning``; ``tests/test_quiet_fit.py`` and ``tests/test_preemption.py`` load
+    these files that way)."""
+    trainer.save_checkpoint(path, weights_only=False)
