@@ -15,7 +15,7 @@ from pathlib import Path
 here = Path(__file__).resolve().parent
 out_dir = Path("runs/bench")
 out_dir.mkdir(parents=True, exist_ok=True)
-# Options that keep `make bench` within 10 minutes on a 2-core CPU (see each script's --help).
+# Options that keep `make bench` within about 30 minutes on a 2-core CPU (see each script's --help).
 ARGS = {
     "speed": ["--no-compile", "--rounds", "4", "--steps", "3"],
     "metrics_timing": [],
@@ -23,6 +23,7 @@ ARGS = {
     "run_breakdown": [],
     "parallel": ["--shrink", "4"],  # the 3,600-image runs; full size takes 4x
     "thread_steps": [],
+    "thread_runs": ["--shrink", "4"],  # whole runs at 1 and 2 threads, alone and in pairs
 }
 failed, record = [], {}
 for script in sorted(here.glob("*.py")):

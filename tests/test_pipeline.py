@@ -39,7 +39,8 @@ def test_bad_pipeline_options_are_named():
 
 
 @pytest.mark.parametrize("dims", [2, 3])
-def test_miniature_pipeline_end_to_end(tmp_path, dims, capsys):
+def test_miniature_pipeline_end_to_end(tmp_path, dims, capsys, monkeypatch):
+    monkeypatch.setenv("GAN_INIT_THREADS", "1")  # as `gan-init pipeline` leaves it
     cyc, noise = pipeline_configs(tmp_path, dims)
     runs = tmp_path / "runs"
     args = ["--dims", str(dims), "--cyclegan_config", str(cyc), "--noise_config", str(noise)]
@@ -59,6 +60,8 @@ def test_miniature_pipeline_end_to_end(tmp_path, dims, capsys):
     summary = json.loads((run / "summary.json").read_text())
     assert summary["status"] == "finished", summary
     assert "val/psnr_t2_to_t1" in summary["cyclegan"]["val"]
+    # the stage's thread count is its own record (a stage trained once serves later runs)
+    assert summary["cyclegan"]["threads"] == summary["threads"] == 1
     assert "CycleGAN stage validation" in (run / "summary.md").read_text()
     assert json.loads((scratch / "summary.json").read_text())["status"] == "finished"
     # the CycleGAN epoch its ModelCheckpoint kept as best, chosen on purpose and recorded

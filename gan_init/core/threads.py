@@ -4,9 +4,11 @@ Left alone, every torch process takes all cores; two processes on one machine th
 threads spin while they wait), which measured here made a 2D sweep run 31x slower beside a
 second one. The policy: the CPUs this process may use (``os.sched_getaffinity``), shared among
 the runs that run at once (``parallel``), minus the data-loader workers that run beside the
-trainer, at least one. Measured on the 2-core machine: ``gan-init fit`` of
-``noise_2d_sweep.yaml`` (one loader worker) alone takes 26.0 s at 1 thread and 28.5 s at 2, so the
-policy's choice there (2 CPUs - 1 worker = 1 thread) is also the faster one.
+trainer, at least one. Measured on the 2-core machine (benchmarks/thread_runs.py, whole runs of
+each sweep config, docs/performance.md): alone, 2 threads with the passive wait below are at
+most 1.10x faster than 1 (and 1.9x slower for the 2D CycleGAN); only OpenMP's spinning wait makes
+2 threads clearly faster alone (up to 1.43x, 3D), at the price of the fight above as soon as
+another run shares the cores. One thread per run loses nothing to a second run.
 
 Runs at once (``gan-init sweep``, ``sweep_shares``): one run per CPU at one thread each, unless
 threads per run are given (then the CPUs divided by them) or ``--parallel K`` is; each child

@@ -435,6 +435,7 @@ def _run_cyclegan_locked(
             "checkpoint": str(checkpoint),
             "selected": selected,
             "seconds": round(time.time() - start, 1),
+            "threads": current_threads(),  # the stage's CPU threads (a reused stage keeps its own)
             "config_hash": key,
             "val": last_values(run_dir, "val/", epoch=selected["epoch"]),
             "val_final": last_values(run_dir, "val/"),
@@ -500,7 +501,11 @@ def cyclegan_record(checkpoint: Path | None) -> dict[str, Any] | None:
         return None
     run_dir = checkpoint.parent.parent
     done = read_json(run_dir / DONE) or {}
-    return {"checkpoint": str(checkpoint), "val": done.get("val") or last_values(run_dir, "val/")}
+    return {
+        "checkpoint": str(checkpoint),
+        "val": done.get("val") or last_values(run_dir, "val/"),
+        "threads": done.get("threads"),
+    }
 
 
 def noise_run_dir(opts: PipelineOptions, grow: str) -> Path:

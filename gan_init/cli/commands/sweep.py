@@ -5,7 +5,7 @@ logic (the ``sweeps`` package) proposes the runs and each runs once. Kill it and
 finished runs are skipped, an interrupted run resumes from its last checkpoint.
 
 Runs run side by side, by default one per CPU at one CPU thread each (on a 2-core machine: two
-at once, measured 1.38x the runs per hour of one at a time at 2 threads, docs/performance.md);
+at once, measured 1.74x the runs per hour of one at a time at 2 threads, docs/performance.md);
 ``--threads N`` gives each run N threads (and as many runs at once as the CPUs allow),
 ``--parallel K`` sets the runs at once. With a GPU visible, one run at a time unless ``--parallel`` says otherwise.
 """
