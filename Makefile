@@ -81,7 +81,7 @@ SWEEPS_2D = $(if $(filter gpu,$(SCALE)),experiments/sweeps/init_strategy_2d_gpu.
 	$(addprefix experiments/sweeps/map_2d_,scarce_stressed.yaml unlimited_default.yaml \
 	scarce_default.yaml unlimited_stressed.yaml))
 SWEEPS_3D = $(if $(filter gpu,$(SCALE)),experiments/sweeps/init_strategy_3d_gpu.yaml,\
-	$(addprefix experiments/sweeps/map_3d_,scarce_stressed.yaml unlimited_default.yaml))
+	$(addprefix experiments/sweeps/map_3d_,scarce_default.yaml scarce_stressed.yaml unlimited_default.yaml))
 
 sweep-2d: install
 	for f in $(SWEEPS_2D); do $(SWEEP) $$f || exit $$?; done
